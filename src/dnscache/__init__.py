@@ -1,0 +1,28 @@
+"""dnscache: a faithful, cached ``socket.getaddrinfo`` for every Python program.
+
+Importing this package never patches anything. Turn it on with
+:func:`install`, with ``PYTHONDNSCACHE=1`` in the environment, or for a block
+with :func:`patched`.
+"""
+
+from __future__ import annotations
+
+from ._config import Config, ConfigWarning
+from ._originals import get_original
+from ._patch import active_resolver, install, is_installed, patched, uninstall
+from ._resolver import Resolver, Stats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Config",
+    "ConfigWarning",
+    "Resolver",
+    "Stats",
+    "active_resolver",
+    "get_original",
+    "install",
+    "is_installed",
+    "patched",
+    "uninstall",
+]

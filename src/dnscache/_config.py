@@ -1,0 +1,290 @@
+"""The frozen Config: every option, its default, its environment twin and its meaning.
+
+This module is the one options table of the project. Each field carries its
+documentation and the parser of its ``PYTHONDNSCACHE_<FIELD>`` twin in its
+metadata; ``python -m dnscache doctor`` and the README table are generated from
+it (a test keeps the README in step).
+
+Two kinds of bad input are treated differently, on purpose:
+
+* a bad *argument* (``Config(ttl=-1)``, ``install(tll=3)``) is a programming
+  error and raises ``ValueError``/``TypeError`` at once;
+* a bad *environment value* must never stop a program from starting, so
+  :func:`parse_env` returns the default together with one message naming the
+  variable, and the caller decides how to show it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import ipaddress
+import math
+import os
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Any
+
+ENV_PREFIX = "PYTHONDNSCACHE"
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+Hook = Callable[..., object]
+
+
+class ConfigWarning(UserWarning):
+    """A PYTHONDNSCACHE_* variable had a value we could not use; the default applies."""
+
+
+def env_flag(value: str | None) -> bool | None:
+    """Parse a boolean the way every PYTHONDNSCACHE* switch does; None if not a boolean."""
+    if value is None:
+        return None
+    low = value.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    return None
+
+
+# --- parsers for environment values: str -> value, raising ValueError with a short reason ---
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("must be a finite number >= 0")
+    return value
+
+
+def _parse_int(text: str) -> int:
+    return int(text.strip())
+
+
+def _parse_bool(text: str) -> bool:
+    value = env_flag(text)
+    if value is None:
+        raise ValueError("must be one of 1/0, true/false, yes/no, on/off")
+    return value
+
+
+def _parse_hosts(text: str) -> dict[str, tuple[str, ...]]:
+    """``name=ip,ip;name2=ip`` -> {"name": ("ip", "ip"), "name2": ("ip",)}."""
+    hosts: dict[str, tuple[str, ...]] = {}
+    for item in text.split(";"):
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, ips = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"{item!r} is not name=ip[,ip...]")
+        hosts[name.strip()] = tuple(ip.strip() for ip in ips.split(",") if ip.strip())
+    return hosts
+
+
+def _parse_hook(text: str) -> Hook:
+    """``package.module:function`` -> the callable it names."""
+    module_name, sep, attr = text.strip().partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError("must be module:function")
+    target: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        target = getattr(target, part)
+    if not callable(target):
+        raise ValueError(f"{text!r} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+def _opt(default: Any, doc: str, parse: Callable[[str], Any] | None, **kw: Any) -> Any:
+    """A Config field with its documentation and environment parser in its metadata."""
+    meta = {"doc": doc, "parse": parse}
+    if isinstance(default, dict):
+        return field(default_factory=lambda: MappingProxyType({}), metadata=meta, **kw)
+    return field(default=default, metadata=meta, **kw)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every dnscache option. Frozen; build a changed copy with :meth:`replace`."""
+
+    ttl: float = _opt(
+        60.0,
+        "Seconds an answer stays fresh when the resolver reports no TTL (the system "
+        "resolver never does).",
+        _parse_float,
+    )
+    negative_ttl: float = _opt(
+        1.0,
+        "Seconds a failed lookup (gaierror) is answered from the cache with the same error.",
+        _parse_float,
+    )
+    maxsize: int = _opt(
+        10000,
+        "Most (host, family) entries kept; the least recently used is evicted.",
+        _parse_int,
+    )
+    disabled: bool = _opt(False, "Pure pass-through: nothing is cached.", _parse_bool)
+    hosts: Mapping[str, tuple[str, ...]] = _opt(
+        {},
+        "Static overrides like curl's --resolve: {name: [ip, ...]}; env form "
+        "`name=ip,ip;name2=ip`.",
+        _parse_hosts,
+    )
+    on_cache_miss: Hook | None = _opt(
+        None,
+        "Called as on_cache_miss(host) before an upstream lookup; env form `module:function`.",
+        _parse_hook,
+        compare=False,
+    )
+    on_change: Hook | None = _opt(
+        None,
+        "Called as on_change(host, ips) when a new answer for a host has a different "
+        "set of addresses; env form `module:function`.",
+        _parse_hook,
+        compare=False,
+    )
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if f.name not in _VALIDATORS:
+                continue
+            value = getattr(self, f.name)
+            fixed = _VALIDATORS[f.name](f.name, value)
+            if fixed is not value:
+                object.__setattr__(self, f.name, fixed)
+
+    def replace(self, **options: Any) -> Config:
+        """A copy with the given options changed (unknown names raise TypeError)."""
+        return dataclasses.replace(self, **options)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
+        """Build a Config from PYTHONDNSCACHE_* variables; bad values warn and use the default."""
+        config, problems = parse_env(environ)
+        for problem in problems:
+            warnings.warn(problem, ConfigWarning, stacklevel=2)
+        return config
+
+
+# --- validation of programmatic values ---
+
+
+def _check_number(name: str, value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, not {value!r}")
+    return float(value) if not isinstance(value, float) else value
+
+
+def _check_maxsize(name: str, value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, not {value!r}")
+    return value
+
+
+def _check_bool(name: str, value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
+    return value
+
+
+def _check_hook(name: str, value: Any) -> Any:
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be callable or None")
+    return value
+
+
+def _check_hosts(name: str, value: Any) -> Any:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a mapping of host name to IP addresses")
+    out: dict[str, tuple[str, ...]] = {}
+    for host, ips in value.items():
+        if not isinstance(host, str) or not host.strip(".") or "\x00" in host:
+            raise ValueError(f"{name}: bad host name {host!r}")
+        if isinstance(ips, str):
+            ips = (ips,)
+        checked = []
+        for ip in ips:
+            try:
+                checked.append(str(ipaddress.ip_address(ip)))
+            except ValueError:
+                raise ValueError(f"{name}: {ip!r} for {host!r} is not an IP address") from None
+        if not checked:
+            raise ValueError(f"{name}: no addresses for {host!r}")
+        out[host] = tuple(checked)
+    return MappingProxyType(out)
+
+
+_VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
+    "ttl": _check_number,
+    "negative_ttl": _check_number,
+    "maxsize": _check_maxsize,
+    "disabled": _check_bool,
+    "hosts": _check_hosts,
+    "on_cache_miss": _check_hook,
+    "on_change": _check_hook,
+}
+
+
+def env_name(field_name: str) -> str:
+    """The environment twin of a Config field."""
+    return f"{ENV_PREFIX}_{field_name.upper()}"
+
+
+def parse_env(environ: Mapping[str, str] | None = None) -> tuple[Config, list[str]]:
+    """Config from the environment plus one message per variable whose value was unusable.
+
+    Never raises: a value that does not parse, or that Config rejects, is
+    reported and its default kept.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for f in fields(Config):
+        name = env_name(f.name)
+        raw = env.get(name)
+        if raw is None:
+            continue
+        parse = f.metadata["parse"]
+        try:
+            value = parse(raw)
+            _VALIDATORS.get(f.name, lambda _n, v: v)(f.name, value)
+        except Exception as exc:  # any failure, including an import in a hook
+            default = _default_of(f)
+            problems.append(
+                f"dnscache: ignoring {name}={raw!r} ({exc}); using the default {default!r}"
+            )
+            continue
+        values[f.name] = value
+    return Config(**values), problems
+
+
+def _default_of(f: dataclasses.Field[Any]) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return dict(f.default_factory())
+    return None
+
+
+def options_table() -> list[tuple[str, str, str, str]]:
+    """(field, env var, default, meaning) for every option, in declaration order."""
+    rows = []
+    for f in fields(Config):
+        default = _default_of(f)
+        rows.append((f.name, env_name(f.name), repr(default), f.metadata["doc"]))
+    return rows
+
+
+def make_config(config: Config | None, options: Mapping[str, Any]) -> Config:
+    """The config for install()/patched()/Resolver(): a Config, keyword options, or both."""
+    if config is not None and not isinstance(config, Config):
+        raise TypeError(f"config must be a dnscache.Config, not {type(config).__name__}")
+    base = config if config is not None else Config()
+    return base.replace(**options) if options else base
