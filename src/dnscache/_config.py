@@ -147,6 +147,50 @@ class Config:
         compare=False,
     )
 
+    refresh: bool = _opt(
+        True,
+        "Refresh-ahead: a hit on an answer past refresh_at of its TTL starts one background "
+        "refresh and returns at once.",
+        _parse_bool,
+    )
+    refresh_at: float = _opt(
+        0.5,
+        "Fraction of the TTL after which a hit triggers the refresh (0 < x <= 1).",
+        _parse_float,
+    )
+    stale_ttl: float = _opt(
+        86400.0,
+        "Seconds past expiry an answer may still be served when the upstream fails "
+        "(RFC 8767 serve-stale); 0 turns it off.",
+        _parse_float,
+    )
+    resolve_timeout: float = _opt(
+        1.8,
+        "Most seconds a caller holding an expired answer waits for the upstream before it "
+        "gets the stale answer (RFC 8767's client response timer).",
+        _parse_float,
+    )
+    backend: str = _opt(
+        "system",
+        "Where answers come from: `system` (libc's getaddrinfo; no TTLs) or `dnspython` "
+        "(a stub resolver with real record TTLs).",
+        str,
+    )
+    nameservers: tuple[str, ...] = _opt(
+        (),
+        "For backend=dnspython: servers as `ip`, `ip:port` or `[v6]:port`; default: "
+        "resolv.conf's. Env form: comma-separated.",
+        lambda text: tuple(x.strip() for x in text.split(",") if x.strip()),
+    )
+    min_ttl: float = _opt(0.0, "Record TTLs are raised to at least this.", _parse_float)
+    max_ttl: float = _opt(3600.0, "Record TTLs are cut to at most this.", _parse_float)
+    cleanup_interval: float = _opt(
+        60.0,
+        "Seconds between sweeps that drop answers past their stale window; 0 = off "
+        "(maxsize still bounds memory).",
+        _parse_float,
+    )
+
     def __post_init__(self) -> None:
         for f in fields(self):
             if f.name not in _VALIDATORS:
@@ -221,7 +265,62 @@ def _check_hosts(name: str, value: Any) -> Any:
     return MappingProxyType(out)
 
 
+def _check_fraction(name: str, value: Any) -> Any:
+    value = _check_number(name, value)
+    if not 0 < value <= 1:
+        raise ValueError(f"{name} must be in (0, 1], not {value!r}")
+    return value
+
+
+def _check_backend(name: str, value: Any) -> Any:
+    if value not in ("system", "dnspython"):
+        raise ValueError(f"{name} must be 'system' or 'dnspython', not {value!r}")
+    return value
+
+
+def _check_nameservers(name: str, value: Any) -> Any:
+    if isinstance(value, str):
+        value = (value,)
+    out = tuple(value)
+    for server in out:
+        split_nameserver(server)  # raises ValueError naming the bad one
+    return out
+
+
+def split_nameserver(server: str) -> tuple[str, int]:
+    """``"ip"``, ``"ip:port"`` or ``"[v6]:port"`` -> (ip, port)."""
+    text = server.strip()
+    port = 53
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"bad nameserver {server!r}")
+            port = int(rest[1:])
+    elif text.count(":") == 1:
+        host, _, p = text.partition(":")
+        port = int(p)
+    else:
+        host = text
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"bad nameserver {server!r}: not an IP address") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"bad nameserver {server!r}: port out of range")
+    return host, port
+
+
 _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
+    "refresh": _check_bool,
+    "refresh_at": _check_fraction,
+    "stale_ttl": _check_number,
+    "resolve_timeout": _check_number,
+    "backend": _check_backend,
+    "nameservers": _check_nameservers,
+    "min_ttl": _check_number,
+    "max_ttl": _check_number,
+    "cleanup_interval": _check_number,
     "ttl": _check_number,
     "negative_ttl": _check_number,
     "maxsize": _check_maxsize,
@@ -254,7 +353,8 @@ def parse_env(environ: Mapping[str, str] | None = None) -> tuple[Config, list[st
         parse = f.metadata["parse"]
         try:
             value = parse(raw)
-            _VALIDATORS.get(f.name, lambda _n, v: v)(f.name, value)
+            if f.name in _VALIDATORS:
+                _VALIDATORS[f.name](f.name, value)
         except Exception as exc:  # any failure, including an import in a hook
             default = _default_of(f)
             problems.append(

@@ -145,6 +145,9 @@ class SystemFiles:
         self._checked = clock()
         self.facts = load_facts(*self._paths)
 
+    def reset_after_fork(self) -> None:
+        self._lock = threading.Lock()
+
     def check(self, now: float | None = None) -> bool:
         now = self._clock() if now is None else now
         if now - self._checked < CHECK_INTERVAL:

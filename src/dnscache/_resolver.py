@@ -18,25 +18,28 @@ with the C codec, not the subclass's ``encode``.
 from __future__ import annotations
 
 import logging
+import os
 import socket
-import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from . import _addrinfo as ai
 from . import _connect
-from ._backends import Answer, Backend, SystemBackend
+from ._backends import Answer, Backend, DnspythonBackend, SystemBackend
 from ._config import Config, make_config
 from ._names import SystemFiles, encode_host, host_key
 from ._originals import get_original
 from ._policy import (
     Freshness,
+    clamp_ttl,
     lifetime,
     negative_lifetime,
     permanent_lifetime,
 )
+from ._refresh import Background
 from ._store import Entry, EntryKey, Flight, RawKey, Store, View
 
 log = logging.getLogger("dnscache")
@@ -49,7 +52,15 @@ CACHEABLE_ERRORS = frozenset(
     for name in ("EAI_NONAME", "EAI_NODATA", "EAI_AGAIN", "EAI_FAIL", "EAI_ADDRFAMILY")
     if hasattr(socket, name)
 )
+# Of those, the ones that say "the resolver could not answer", as opposed to
+# "the name has no address": only these may be papered over with a stale answer
+# (RFC 8767 section 4: NXDOMAIN is an answer and is never masked).
+TRANSIENT_ERRORS = frozenset({socket.EAI_AGAIN, socket.EAI_FAIL})
 _NONAME = (socket.EAI_NONAME, "Name or service not known")
+# While serving stale, the upstream is retried at most this often (RFC 8767
+# section 5 suggests a "failure recheck timer" of 30 s; we retry sooner because a
+# client library sees few names and an outage usually ends in seconds).
+STALE_RETRY = 5.0
 
 
 @dataclass(frozen=True)
@@ -101,7 +112,16 @@ class Resolver:
         self._original: ai.GetAddrInfo = get_original("getaddrinfo")
         self._store = Store(self.config.maxsize)
         self._files = SystemFiles(clock=clock)
-        self._backend: Backend = SystemBackend(self._original)
+        system = SystemBackend(self._original)
+        self._backend: Backend = system
+        if self.config.backend == "dnspython":
+            self._backend = DnspythonBackend(
+                system,
+                lambda: self._files.facts.hosts_names,
+                self.config.nameservers,
+                lifetime=max(self.config.resolve_timeout, 5.0),
+            )
+        self._background = Background(periodic=self._sweep, interval=self.config.cleanup_interval)
         self._overrides = {
             encode_host(name).lower().rstrip(b"."): ips for name, ips in self.config.hosts.items()
         }
@@ -109,9 +129,13 @@ class Resolver:
         self._negative_hits = 0
         self._misses = 0
         self._lookups = 0
+        self._stale_hits = 0
+        self._refreshes = 0
+        self._refresh_failures = 0
         self._closed = False
-        self.getaddrinfo = self._make_getaddrinfo()  # type: ignore[method-assign]
-        self.create_connection = self._make_create_connection()  # type: ignore[method-assign]
+        _live.add(self)
+        self.getaddrinfo = self._make_getaddrinfo()
+        self.create_connection = self._make_create_connection()
 
     # --- the hit path ---
 
@@ -170,7 +194,14 @@ class Resolver:
     # --- everything else ---
 
     def _slow(
-        self, host: Any, port: Any, family: Any, type: Any, proto: Any, flags: Any, raw: RawKey | None
+        self,
+        host: Any,
+        port: Any,
+        family: Any,
+        type: Any,
+        proto: Any,
+        flags: Any,
+        raw: RawKey | None,
     ) -> list[ai.AddrInfo]:
         original = self._original
         if raw is None or self.config.disabled:
@@ -235,18 +266,40 @@ class Resolver:
         """The entry to answer from, looking up upstream (once for all callers) if needed."""
         store = self._store
         while True:
+            stale: Entry | None = None
+            flight: Flight | None
             with store.lock:
                 entry = store.get(ekey)
                 if entry is None and ekey[0].rstrip(b".") in self._overrides:
                     entry = store.put(self._override_entry(ekey, now))
-                if entry is not None:
-                    state = entry.life.classify(now)
-                    if state is Freshness.FRESH or state is Freshness.REFRESH_DUE:
-                        self._count_hit(entry)
+                state = entry.life.classify(now) if entry is not None else Freshness.EXPIRED
+                if entry is not None and state is Freshness.FRESH:
+                    self._count_hit(entry)
+                    return entry
+                if entry is not None and state is Freshness.REFRESH_DUE:
+                    # Refresh-ahead: answer now, refresh once in the background, and
+                    # let hits take the fast path again until the answer expires.
+                    self._count_hit(entry)
+                    if entry.error is None:
+                        self._start_background(ekey)
+                        entry.serve_until = entry.life.expires
+                    return entry
+                if entry is not None and state is Freshness.STALE and entry.error is None:
+                    if now < entry.retry_after:  # the upstream failed moments ago
+                        self._count_stale(entry)
                         return entry
-                flight, leader = store.begin(ekey)
+                    stale = entry
+                    flight = self._start_background(ekey)
+                    leader = False
+                else:
+                    flight, leader = store.begin(ekey)
+            if stale is not None:
+                return self._await_or_stale(stale, flight)
+            assert flight is not None
             if leader:
-                return self._lead(ekey, flight)
+                got = self._complete(ekey, flight, background=False)
+                assert got is not None
+                return got
             flight.done.wait()
             if flight.entry is not None:
                 self._count_hit(flight.entry, joined=True)
@@ -254,6 +307,21 @@ class Resolver:
             # The leader ended without an answer (interrupted, or an uncacheable
             # error it raised to its own caller): try again, perhaps as leader.
             now = self._clock()
+
+    def _await_or_stale(self, stale: Entry, flight: Flight | None) -> Entry:
+        """Wait up to resolve_timeout for a new answer, else serve the expired one."""
+        if flight is not None and flight.done.wait(self.config.resolve_timeout):
+            got = flight.entry
+            if got is not None and got is not stale:
+                self._count_hit(got, joined=True)
+                return got
+        self._count_stale(stale)
+        return stale
+
+    def _count_stale(self, entry: Entry) -> None:
+        self._stale_hits += 1
+        entry.hits += 1
+        log.debug("dnscache: serving stale answer for %s", entry.name)
 
     def _count_hit(self, entry: Entry, joined: bool = False) -> None:
         if joined:
@@ -264,27 +332,67 @@ class Resolver:
             self._hits += 1
         entry.hits += 1
 
-    def _lead(self, ekey: EntryKey, flight: Flight) -> Entry:
-        """Look ``ekey`` up upstream as the leader of ``flight``; always ends the flight."""
+    def _start_background(self, ekey: EntryKey) -> Flight | None:
+        """Begin (or join) a background lookup of ``ekey``; called with the store lock held."""
+        flight, leader = self._store.begin(ekey)
+        if not leader:
+            return flight
+
+        def job() -> None:
+            self._complete(ekey, flight, background=True)
+
+        if self._closed or not self._background.submit(ekey, job):
+            self._store.end(ekey, flight, None)
+            flight.entry = self._store.get(ekey)
+            flight.done.set()
+            return None
+        return flight
+
+    def _complete(self, ekey: EntryKey, flight: Flight, *, background: bool) -> Entry | None:
+        """Do the upstream lookup of ``flight`` and end it; returns the entry to answer from.
+
+        A transient failure while an answer is still servable (refresh-ahead, or
+        serve-stale) keeps that answer and schedules the next try STALE_RETRY
+        later; any other failure becomes a negative entry (or, for errors that
+        are not answers, ends the flight empty and re-raises).
+        """
         store = self._store
-        self._misses += 1
         name = ekey[0].decode("ascii", "replace")
-        _call_hook(self.config.on_cache_miss, name)
+        now = self._clock()
+        with store.lock:
+            current = store.get(ekey)
+        keep = current
+        if keep is not None and (
+            keep.error is not None
+            or keep.life.classify(now) not in (Freshness.REFRESH_DUE, Freshness.STALE)
+        ):
+            keep = None
+        if background:
+            self._refreshes += 1
+            log.debug("dnscache: refreshing %s", name)
+        else:
+            self._misses += 1
+            log.debug("dnscache: miss for %s", name)
+            _call_hook(self.config.on_cache_miss, name)
+        self._background.start_periodic()
         entry: Entry | None = None
-        previous: Entry | None = None
         try:
-            entry = self._fetch(ekey, name)
+            entry = self._fetch(ekey, name, keep is not None)
         finally:
             with store.lock:
-                previous = store.get(ekey)
                 stored = store.end(ekey, flight, entry)
+                if stored is None and keep is not None and store.get(ekey) is keep:
+                    keep.retry_after = self._clock() + STALE_RETRY
+                    flight.entry = keep
             flight.done.set()
-        assert stored is not None  # _fetch returned, so entry is set
-        self._notify_change(previous, stored)
-        return stored
+            if background and entry is None:
+                self._refresh_failures += 1
+        if stored is not None:
+            self._notify_change(current, stored)
+        return flight.entry
 
-    def _fetch(self, ekey: EntryKey, name: str) -> Entry:
-        """One upstream lookup turned into an entry (a cacheable gaierror becomes a negative one)."""
+    def _fetch(self, ekey: EntryKey, name: str, have_servable: bool) -> Entry | None:
+        """One upstream lookup as an entry; None when a servable answer should be kept."""
         self._lookups += 1
         host, family, flags = ekey
         try:
@@ -292,15 +400,32 @@ class Resolver:
         except socket.gaierror as exc:
             if exc.errno not in CACHEABLE_ERRORS:
                 raise
+            if have_servable and exc.errno in TRANSIENT_ERRORS:
+                log.debug(
+                    "dnscache: upstream failed for %s (%s); keeping the old answer", name, exc
+                )
+                return None
             now = self._clock()
-            return Entry(
-                ekey, name, (), "", (exc.errno, exc.strerror), negative_lifetime(now, self.config.negative_ttl), "upstream"
-            )
+            life = negative_lifetime(now, self.config.negative_ttl)
+            error = (int(exc.errno or 0), str(exc.strerror))
+            return Entry(ekey, name, (), "", error, life, "upstream")
         return self._positive(ekey, name, answer, self._clock(), "upstream")
 
-    def _positive(self, ekey: EntryKey, name: str, answer: Answer, now: float, source: str) -> Entry:
-        ttl = self.config.ttl if answer.ttl is None else answer.ttl
-        return Entry(ekey, name, answer.addresses, answer.canonname, None, lifetime(now, ttl), source)
+    def _positive(
+        self, ekey: EntryKey, name: str, answer: Answer, now: float, source: str
+    ) -> Entry:
+        c = self.config
+        ttl = clamp_ttl(answer.ttl, c.ttl, c.min_ttl, c.max_ttl)
+        life = lifetime(now, ttl, refresh=c.refresh, refresh_at=c.refresh_at, stale_ttl=c.stale_ttl)
+        return Entry(ekey, name, answer.addresses, answer.canonname, None, life, source)
+
+    def _sweep(self) -> None:
+        """Drop entries past their stale window (the periodic cleanup)."""
+        now = self._clock()
+        with self._store.lock:
+            for entry in self._store:
+                if entry.life.classify(now) is Freshness.EXPIRED:
+                    self._store.remove(entry.key)
 
     def _notify_change(self, previous: Entry | None, current: Entry) -> None:
         if previous is None or previous is current or current.error is not None:
@@ -315,17 +440,21 @@ class Resolver:
         """An entry from Config.hosts, filtered to the family as the system would."""
         host, family, flags = ekey
         ips = self._overrides[host.rstrip(b".")]
-        v4 = [(socket.AF_INET, (ip, 0)) for ip in ips if ":" not in ip]
-        v6 = [(socket.AF_INET6, (ip, 0, 0, 0)) for ip in ips if ":" in ip]
+        inet, inet6 = int(socket.AF_INET), int(socket.AF_INET6)
+        both: list[ai.Address] = [
+            (inet6, (ip, 0, 0, 0)) if ":" in ip else (inet, (ip, 0)) for ip in ips
+        ]
+        v4 = [a for a in both if a[0] == inet]
+        v6 = [a for a in both if a[0] == inet6]
         addresses: list[ai.Address]
         if family == socket.AF_INET:
             addresses = v4
         elif family == socket.AF_INET6:
             addresses = v6
             if flags & socket.AI_V4MAPPED and (not v6 or flags & socket.AI_ALL):
-                addresses += [(socket.AF_INET6, (f"::ffff:{a[1][0]}", 0, 0, 0)) for a in v4]
+                addresses += [(inet6, (f"::ffff:{a[1][0]}", 0, 0, 0)) for a in v4]
         else:
-            addresses = [(socket.AF_INET6, (ip, 0, 0, 0)) if ":" in ip else (socket.AF_INET, (ip, 0)) for ip in ips]
+            addresses = both
         name = host.decode("ascii", "replace")
         life = permanent_lifetime(now)
         if not addresses:
@@ -344,6 +473,9 @@ class Resolver:
             hits=self._hits,
             misses=self._misses,
             negative_hits=self._negative_hits,
+            stale_hits=self._stale_hits,
+            refreshes=self._refreshes,
+            refresh_failures=self._refresh_failures,
             evictions=self._store.evictions,
             lookups=self._lookups,
             entries=len(self._store),
@@ -357,18 +489,45 @@ class Resolver:
                 store.clear()
                 return
             bare = encode_host(host).lower().rstrip(b".")
-            for key in store.keys():
-                if key[0].rstrip(b".") == bare:
-                    store.remove(key)
+            for entry in store:
+                if entry.key[0].rstrip(b".") == bare:
+                    store.remove(entry.key)
 
     def entries(self) -> Iterator[Entry]:
         with self._store.lock:
             return iter(list(self._store))
 
     def close(self) -> None:
-        """Stop background work. Idempotent; the resolver still answers (uncached work stops)."""
+        """Stop and join background threads (within about a second). Idempotent.
+
+        A closed resolver still answers; it just does no more background work.
+        """
         self._closed = True
+        self._background.close()
         self._backend.close()
+        _live.discard(self)
+
+    def background_threads(self) -> list[Any]:
+        """The threads this resolver runs now (for tests and ``doctor``)."""
+        return self._background.threads()
+
+    # --- fork ---
+
+    def _before_fork(self) -> None:
+        self._fork_locked = self._store.lock.acquire(timeout=1.0)
+
+    def _after_fork_in_parent(self) -> None:
+        if getattr(self, "_fork_locked", False):
+            self._fork_locked = False
+            self._store.lock.release()
+
+    def _after_fork_in_child(self) -> None:
+        # The child has only the forking thread: no workers, no flights, and
+        # locks that may have been held by threads that no longer exist.
+        self._fork_locked = False
+        self._store.reset_after_fork()
+        self._files.reset_after_fork()
+        self._background.after_fork_in_child()
 
     def __enter__(self) -> Resolver:
         return self
@@ -378,3 +537,27 @@ class Resolver:
 
     def __repr__(self) -> str:
         return f"<dnscache.Resolver entries={len(self._store)} {self.stats()}>"
+
+
+# One set of fork hooks for all resolvers (os.register_at_fork cannot unregister,
+# so per-resolver hooks would pile up in a test suite creating thousands).
+_live: weakref.WeakSet[Resolver] = weakref.WeakSet()
+
+
+def _each(method: str) -> Callable[[], None]:
+    def run() -> None:
+        for resolver in list(_live):
+            try:
+                getattr(resolver, method)()
+            except Exception:  # a fork hook must never break the fork
+                pass
+
+    return run
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_each("_before_fork"),
+        after_in_parent=_each("_after_fork_in_parent"),
+        after_in_child=_each("_after_fork_in_child"),
+    )

@@ -56,6 +56,7 @@ class Entry:
     life: Lifetime
     source: str  # "upstream", "override", ...
     serve_until: float = 0.0  # the hit path serves views while now < serve_until
+    retry_after: float = 0.0  # while stale: no upstream retry before this
     views: list[RawKey] = field(default_factory=list)
     hits: int = 0
 
@@ -74,6 +75,7 @@ class Entry:
         self.life = life
         self.source = source
         self.serve_until = life.refresh_at
+        self.retry_after = 0.0
 
 
 @dataclass(eq=False, slots=True)
@@ -116,6 +118,7 @@ class Store:
         self.front: dict[RawKey, View] = {}
         self.reads: deque[EntryKey] = deque(maxlen=READ_BUFFER)
         self.evictions = 0
+        self._maxsize = maxsize
         self._entries = _Entries(maxsize, self._evicted)
         self._flights: dict[EntryKey, Flight] = {}
 
@@ -139,7 +142,7 @@ class Store:
         while reads:
             key = reads.popleft()
             if key in entries:
-                entries[key]  # cachetools moves it to the most recent end  # noqa: B018
+                entries[key]  # cachetools moves it to the most recent end
 
     def get(self, key: EntryKey) -> Entry | None:
         """The entry for ``key`` (a use: it becomes the most recently used)."""
@@ -199,12 +202,9 @@ class Store:
 
     def clear(self) -> None:
         # Not self._entries.clear(): that pops item by item, which would count evictions.
-        self._entries = _Entries(self._entries.maxsize, self._evicted)
+        self._entries = _Entries(self._maxsize, self._evicted)
         self.front.clear()
         self.reads.clear()
-
-    def keys(self) -> list[EntryKey]:
-        return list(self._entries.keys())
 
     def __iter__(self) -> Iterator[Entry]:
         return iter(list(self._entries.values()))
