@@ -191,6 +191,26 @@ class Config:
         _parse_float,
     )
 
+    happy_eyeballs_delay: float = _opt(
+        0.25,
+        "Seconds before create_connection starts the next address while one is still "
+        "connecting (RFC 8305); 0 = strictly one after another.",
+        _parse_float,
+    )
+    failure_penalty: float = _opt(
+        60.0,
+        "Seconds an address that failed to connect is ordered last, in create_connection "
+        "and in what getaddrinfo returns.",
+        _parse_float,
+    )
+
+    trace: bool = _opt(
+        False,
+        "OpenTelemetry spans for upstream lookups and events for cache hits "
+        "(needs opentelemetry-api).",
+        _parse_bool,
+    )
+
     def __post_init__(self) -> None:
         for f in fields(self):
             if f.name not in _VALIDATORS:
@@ -321,6 +341,9 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "min_ttl": _check_number,
     "max_ttl": _check_number,
     "cleanup_interval": _check_number,
+    "happy_eyeballs_delay": _check_number,
+    "failure_penalty": _check_number,
+    "trace": _check_bool,
     "ttl": _check_number,
     "negative_ttl": _check_number,
     "maxsize": _check_maxsize,
@@ -380,6 +403,14 @@ def options_table() -> list[tuple[str, str, str, str]]:
         default = _default_of(f)
         rows.append((f.name, env_name(f.name), repr(default), f.metadata["doc"]))
     return rows
+
+
+def render_options_table() -> str:
+    """The README's options table (Markdown), generated so that it cannot drift."""
+    lines = ["| option | environment variable | default | meaning |", "|---|---|---|---|"]
+    for name, env, default, doc in options_table():
+        lines.append(f"| `{name}` | `{env}` | `{default}` | {doc} |")
+    return "\n".join(lines)
 
 
 def make_config(config: Config | None, options: Mapping[str, Any]) -> Config:

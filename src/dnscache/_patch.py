@@ -13,46 +13,103 @@ from __future__ import annotations
 
 import functools
 import inspect
-import socket
+import logging
+import sys
 import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import wrapt
+
+from . import _adapters
 from ._config import Config, make_config
 from ._resolver import Resolver
 
 F = TypeVar("F", bound=Callable[..., Any])
 _lock = threading.RLock()
+log = logging.getLogger("dnscache")
+
+
+@dataclass(frozen=True)
+class _Target:
+    """One function we replace: ``module.owner.attr`` (owner "" = the module itself)."""
+
+    module: str
+    owner: str
+    attr: str
+    make: Callable[[Resolver], Any]
+
+    @property
+    def name(self) -> str:
+        return ".".join(p for p in (self.module, self.owner, self.attr) if p)
+
+    def holder(self) -> Any:
+        module = sys.modules[self.module]
+        return getattr(module, self.owner) if self.owner else module
+
+
+# socket is always there. asyncio and urllib3 are patched only once imported
+# (importing them ourselves would slow every program's start-up): a wrapt
+# post-import hook applies the active layers when they are first imported.
+TARGETS = (
+    _Target("socket", "", "getaddrinfo", lambda r: r.getaddrinfo),
+    _Target("socket", "", "create_connection", lambda r: r.create_connection),
+    _Target("asyncio.base_events", "BaseEventLoop", "getaddrinfo", _adapters.asyncio_getaddrinfo),
+    _Target(
+        "urllib3.util.connection", "", "create_connection", _adapters.urllib3_create_connection
+    ),
+)
 
 
 @dataclass(eq=False)
 class _Layer:
     resolver: Resolver
     installed_by: str  # "install" or "patched"
-    installed: dict[str, Any] = field(default_factory=dict)
-    replaced: dict[str, Any] = field(default_factory=dict)
+    installed: dict[_Target, Any] = field(default_factory=dict)
+    replaced: dict[_Target, Any] = field(default_factory=dict)
+
+    def apply(self, target: _Target) -> None:
+        if target in self.installed or target.module not in sys.modules:
+            return
+        holder = target.holder()
+        func = target.make(self.resolver)
+        self.replaced[target] = (
+            holder.__dict__[target.attr] if target.owner else getattr(holder, target.attr)
+        )
+        self.installed[target] = func
+        setattr(holder, target.attr, func)
 
 
 _layers: list[_Layer] = []
+_hooked: set[str] = set()
 
 
-def _targets(resolver: Resolver) -> dict[str, Any]:
-    return {
-        "getaddrinfo": resolver.getaddrinfo,
-        "create_connection": resolver.create_connection,
-    }
+def _on_import(module: Any) -> None:
+    """wrapt post-import hook: apply every active layer, bottom first, to a new module."""
+    try:
+        with _lock:
+            for layer in _layers:
+                for target in TARGETS:
+                    if target.module == module.__name__:
+                        layer.apply(target)
+    except Exception:  # an import hook must never break the application's import
+        log.debug(
+            "dnscache: could not patch %s", getattr(module, "__name__", module), exc_info=True
+        )
 
 
 def _push(resolver: Resolver, installed_by: str) -> _Layer:
     with _lock:
         layer = _Layer(resolver, installed_by)
-        for name, func in _targets(resolver).items():
-            layer.replaced[name] = getattr(socket, name)
-            layer.installed[name] = func
-            setattr(socket, name, func)
         _layers.append(layer)
+        for target in TARGETS:
+            if target.module in sys.modules:
+                layer.apply(target)
+            elif target.module not in _hooked:
+                _hooked.add(target.module)
+                wrapt.register_post_import_hook(_on_import, target.module)
         return layer
 
 
@@ -62,14 +119,18 @@ def _pop(layer: _Layer) -> None:
             return
         index = _layers.index(layer)
         above = _layers[index + 1] if index + 1 < len(_layers) else None
-        for name, func in layer.installed.items():
-            if above is not None:
-                above.replaced[name] = layer.replaced[name]
-            elif getattr(socket, name) is func:
-                setattr(socket, name, layer.replaced[name])
+        for target, func in layer.installed.items():
+            if above is not None and target in above.replaced:
+                above.replaced[target] = layer.replaced[target]
+                continue
+            holder = target.holder()
+            if getattr(holder, target.attr) is func or (
+                target.owner and holder.__dict__.get(target.attr) is func
+            ):
+                setattr(holder, target.attr, layer.replaced[target])
             else:
                 warnings.warn(
-                    f"dnscache: socket.{name} was replaced by something else after dnscache "
+                    f"dnscache: {target.name} was replaced by something else after dnscache "
                     "was installed; leaving that in place",
                     RuntimeWarning,
                     stacklevel=3,

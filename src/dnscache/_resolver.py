@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _addrinfo as ai
-from . import _connect
+from . import _connect, _trace
 from ._backends import Answer, Backend, DnspythonBackend, SystemBackend
 from ._config import Config, make_config
 from ._names import SystemFiles, encode_host, host_key
@@ -79,14 +79,36 @@ class Stats:
     entries: int = 0  # entries held now
 
 
+def _health_name(host: Any) -> str:
+    """The name address health is kept under: the host as text, lower-cased, no final dot."""
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    return str(host).lower().rstrip(".") if isinstance(host, str) else ""
+
+
+def _outcome(entry: Entry | None) -> str:
+    if entry is None:
+        return "kept-old-answer"
+    if entry.error is not None:
+        return f"error {entry.error[0]}"
+    return " ".join(ai.ip_strings(entry.addresses))
+
+
+_failed_hooks: set[int] = set()
+
+
 def _call_hook(hook: Callable[..., object] | None, *args: Any) -> None:
-    """Run a user hook; a hook that raises is logged, never propagated."""
+    """Run a user hook; a hook that raises is logged (with its traceback once), never raised."""
     if hook is None:
         return
     try:
         hook(*args)
     except Exception:
-        log.exception("dnscache: hook %r raised; ignored", hook)
+        if id(hook) in _failed_hooks:
+            log.debug("dnscache: hook %r raised again; ignored", hook, exc_info=True)
+        else:
+            _failed_hooks.add(id(hook))
+            log.exception("dnscache: hook %r raised; ignored", hook)
 
 
 class Resolver:
@@ -134,27 +156,38 @@ class Resolver:
         self._refresh_failures = 0
         self._closed = False
         _live.add(self)
+        self._tracer = _trace.get_tracer(self.config.trace)
         self.getaddrinfo = self._make_getaddrinfo()
+        if self._tracer is not None:
+            self.getaddrinfo = _trace.traced_getaddrinfo(self.getaddrinfo, self)
+        self._peek = self._hit_path(lambda *args: None)
         self.create_connection = self._make_create_connection()
 
     # --- the hit path ---
 
     def _make_getaddrinfo(self) -> Callable[..., list[ai.AddrInfo]]:
+        getaddrinfo = self._hit_path(self._slow)
+        getaddrinfo.__doc__ = socket.getaddrinfo.__doc__
+        getaddrinfo.__wrapped__ = self._original  # type: ignore[attr-defined]
+        getaddrinfo.__dnscache__ = True  # type: ignore[attr-defined]
+        return getaddrinfo
+
+    def _hit_path(self, on_miss: Callable[..., Any]) -> Callable[..., Any]:
+        """The hit path as a closure over local references; ``on_miss`` gets the rest."""
         front_get = self._store.front.get
         record_read = self._store.reads.append
         clock = self._clock
-        slow = self._slow
         gaierror = socket.gaierror
         resolver = self
 
         def getaddrinfo(
             host: Any, port: Any, family: Any = 0, type: Any = 0, proto: Any = 0, flags: Any = 0
-        ) -> list[ai.AddrInfo]:
+        ) -> Any:
             try:
                 key = (host, port, port.__class__, family | 0, type | 0, proto | 0, flags | 0)
                 view = front_get(key)
             except TypeError:  # unhashable or not an integer: the original says what is wrong
-                return slow(host, port, family, type, proto, flags, None)
+                return on_miss(host, port, family, type, proto, flags, None)
             if view is not None:
                 entry = view.entry
                 if clock() < entry.serve_until:
@@ -165,15 +198,21 @@ class Resolver:
                         return result.copy()
                     resolver._negative_hits += 1
                     raise gaierror(*view.error)  # type: ignore[misc]
-            return slow(host, port, family, type, proto, flags, key)
+            return on_miss(host, port, family, type, proto, flags, key)
 
-        getaddrinfo.__doc__ = socket.getaddrinfo.__doc__
-        getaddrinfo.__wrapped__ = self._original  # type: ignore[attr-defined]
-        getaddrinfo.__dnscache__ = True  # type: ignore[attr-defined]
         return getaddrinfo
 
+    def peek(
+        self, host: Any, port: Any, family: Any = 0, type: Any = 0, proto: Any = 0, flags: Any = 0
+    ) -> list[ai.AddrInfo] | None:
+        """A fresh cached result for exactly these arguments, or None; never looks anything up.
+
+        Raises the cached gaierror for a fresh negative answer, as getaddrinfo would.
+        """
+        return self._peek(host, port, family, type, proto, flags)  # type: ignore[no-any-return]
+
     def _make_create_connection(self) -> Callable[..., socket.socket]:
-        getaddrinfo = self.getaddrinfo
+        connect = self.connect
 
         def create_connection(
             address: tuple[Any, Any],
@@ -182,14 +221,51 @@ class Resolver:
             *,
             all_errors: bool = False,
         ) -> socket.socket:
-            return _connect.create_connection(
-                getaddrinfo, address, timeout, source_address, all_errors=all_errors
-            )
+            host, port = address
+            return connect(host, port, timeout, source_address, all_errors=all_errors)
 
         create_connection.__doc__ = socket.create_connection.__doc__
         create_connection.__wrapped__ = get_original("create_connection")  # type: ignore[attr-defined]
         create_connection.__dnscache__ = True  # type: ignore[attr-defined]
         return create_connection
+
+    def connect(
+        self,
+        host: Any,
+        port: Any,
+        timeout: Any = _connect._GLOBAL_DEFAULT_TIMEOUT,
+        source_address: Any = None,
+        *,
+        family: int = 0,
+        all_errors: bool = False,
+        socket_options: Any = None,
+    ) -> socket.socket:
+        """Resolve ``host`` through the cache and connect with Happy Eyeballs (RFC 8305).
+
+        Each attempt's outcome is remembered per address, so an address that just
+        failed is tried last next time, here and in what getaddrinfo returns.
+        """
+        infos = self.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+        name = _health_name(host)
+
+        def attempt_done(address: tuple[int, Any], error: BaseException | None) -> None:
+            self._record_attempt(name, str(address[1][0]), error is None)
+
+        return _connect.create_connection(
+            self._health_order(name, infos),
+            timeout,
+            source_address,
+            all_errors=all_errors,
+            delay=self.config.happy_eyeballs_delay,
+            socket_options=socket_options,
+            on_attempt_done=attempt_done if name else None,
+        )
+
+    def _record_attempt(self, name: str, ip: str, ok: bool) -> None:
+        """Remember a connect outcome (address health; wired to _health below)."""
+
+    def _health_order(self, name: str, infos: list[ai.AddrInfo]) -> list[ai.AddrInfo]:
+        return infos
 
     # --- everything else ---
 
@@ -377,7 +453,10 @@ class Resolver:
         self._background.start_periodic()
         entry: Entry | None = None
         try:
-            entry = self._fetch(ekey, name, keep is not None)
+            with _trace.lookup_span(self._tracer, name, ekey[1], background) as span:
+                entry = self._fetch(ekey, name, keep is not None)
+                if span is not None:
+                    span.set_attribute("dnscache.outcome", _outcome(entry))
         finally:
             with store.lock:
                 stored = store.end(ekey, flight, entry)
