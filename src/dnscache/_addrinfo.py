@@ -29,7 +29,11 @@ GetAddrInfo = Callable[..., list[AddrInfo]]
 
 _AI_IDN = 0x0040  # glibc; not exported by the socket module
 _AI_CANONIDN = 0x0080
-ENTRY_FLAGS = (
+# Plain ints, not socket.AddressInfo: ``~`` on an IntFlag complements only the
+# known members, which would silently drop unknown bits the caller passed.
+_NUMERICHOST = int(socket.AI_NUMERICHOST)
+_CANONNAME = int(socket.AI_CANONNAME)
+ENTRY_FLAGS = int(
     socket.AI_ADDRCONFIG
     | socket.AI_V4MAPPED
     | socket.AI_ALL
@@ -40,17 +44,24 @@ ENTRY_FLAGS = (
 # Flags that only matter while a name is being looked up: dropped when we ask the
 # original about a numeric address (AI_ADDRCONFIG in particular could make a
 # numeric lookup fail in a namespace with only loopback configured).
-_LOOKUP_ONLY = ENTRY_FLAGS & ~socket.AI_CANONNAME
+_LOOKUP_ONLY = ENTRY_FLAGS & ~_CANONNAME
 CACHED_FAMILIES = frozenset({socket.AF_UNSPEC, socket.AF_INET, socket.AF_INET6})
 
 
+# Flags that only shape the tuples of a call. Everything else, unknown bits
+# included, is part of the entry key and reaches the upstream lookup: glibc
+# rejects some unknown bits (EAI_BADFLAGS) only when it resolves a name, not for
+# the numeric addresses we synthesize from.
+SHAPE_FLAGS = int(socket.AI_PASSIVE | socket.AI_NUMERICSERV)
+
+
 def entry_flags(flags: int) -> int:
-    return flags & ENTRY_FLAGS
+    return int(flags) & ~SHAPE_FLAGS & ~_NUMERICHOST
 
 
 def numeric_flags(flags: int) -> int:
     """The flags for asking the original about a numeric address on the caller's behalf."""
-    return (flags & ~_LOOKUP_ONLY & ~socket.AI_CANONNAME) | socket.AI_NUMERICHOST
+    return (flags & ~_LOOKUP_ONLY & ~_CANONNAME) | _NUMERICHOST
 
 
 def probe_args(
@@ -62,7 +73,7 @@ def probe_args(
     resolves the name, so a bad port must win over a bad host, with no query.
     """
     host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
-    original(host, port, family, type, proto, (flags & ~_LOOKUP_ONLY) | socket.AI_NUMERICHOST)
+    original(host, port, family, type, proto, (flags & ~_LOOKUP_ONLY) | _NUMERICHOST)
 
 
 def is_numeric_host(original: GetAddrInfo, encoded: bytes) -> bool:

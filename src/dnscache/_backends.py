@@ -8,6 +8,7 @@ knows it, the record TTL) or raises ``socket.gaierror`` exactly as the system's
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 import threading
@@ -30,6 +31,8 @@ class Backend(Protocol):
 
     def close(self) -> None: ...
 
+    def after_fork_in_child(self) -> None: ...
+
 
 class SystemBackend:
     """The platform resolver, through the ``getaddrinfo`` dnscache replaced.
@@ -46,6 +49,9 @@ class SystemBackend:
         return Answer(addresses_of(result), canonname_of(result), None)
 
     def close(self) -> None:
+        pass
+
+    def after_fork_in_child(self) -> None:
         pass
 
 
@@ -130,15 +136,15 @@ class DnspythonBackend:
         self._dns_resolver_mod = dns.resolver
         self._fallback = fallback
         self._hosts_names = hosts_names
+        from ._config import split_nameserver
+
         resolver = dns.resolver.Resolver(configure=not nameservers)
         if nameservers:
-            from dns.nameserver import Do53Nameserver
-
-            from ._config import split_nameserver
-
-            resolver.nameservers = [
-                Do53Nameserver(ip, port) for ip, port in map(split_nameserver, nameservers)
-            ]
+            servers = [split_nameserver(server) for server in nameservers]
+        else:  # resolv.conf's, as dnspython read them
+            servers = [(str(ns), int(resolver.port)) for ns in resolver.nameservers]
+        self._sockets = _Sockets()
+        resolver.nameservers = [_nameserver(ip, port, self._sockets) for ip, port in servers]
         resolver.lifetime = lifetime
         resolver.cache = None  # the cache is ours
         self._resolver = resolver
@@ -210,7 +216,122 @@ class DnspythonBackend:
         raise socket.gaierror(*NODATA)
 
     def close(self) -> None:
-        pass
+        """Wake every query blocked on a socket (they fail at once)."""
+        self._sockets.close()
+
+    def after_fork_in_child(self) -> None:
+        self._sockets.after_fork_in_child()
+
+
+class _QuerySocket(socket.socket):
+    """A UDP socket that fails its next receive once interrupted by close().
+
+    shutdown() wakes dnspython's select(), but an unconnected UDP socket then
+    reads as an empty datagram, which dnspython (ignoring malformed packets)
+    would wait past until its timeout; raising here ends the query at once.
+    """
+
+    interrupted = False
+
+    def recvfrom(self, *args: Any) -> Any:
+        if self.interrupted:
+            raise OSError(errno.ECANCELED, "dnscache resolver closed")
+        return super().recvfrom(*args)
+
+
+class _Sockets:
+    """The UDP sockets of the queries in progress, so close() can interrupt them.
+
+    dnspython waits for an answer in select(); shutting the socket down from
+    another thread wakes it with an error at once. Without this, a thread asking
+    a dead server would outlive close() by up to the query lifetime.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: set[_QuerySocket] = set()
+        self._closed = False
+
+    def open(self, family: int) -> _QuerySocket:
+        with self._lock:
+            # After close() our own background threads stop; a caller's thread still
+            # gets answers (a closed resolver keeps working, without background work).
+            if self._closed and threading.current_thread().name.startswith("dnscache-"):
+                raise OSError(errno.ECANCELED, "dnscache resolver closed")
+            sock = _QuerySocket(family, socket.SOCK_DGRAM)
+            sock.setblocking(False)
+            self._open.add(sock)
+            return sock
+
+    def release(self, sock: _QuerySocket) -> None:
+        with self._lock:
+            self._open.discard(sock)
+        sock.close()
+
+    def after_fork_in_child(self) -> None:
+        # The parent's queries are not ours to finish, and the lock may have been held.
+        self._lock = threading.Lock()
+        self._open = set()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            pending = list(self._open)
+        for sock in pending:
+            sock.interrupted = True
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # ENOTCONN on an unconnected UDP socket: it is woken all the same
+
+
+def _nameserver(ip: str, port: int, sockets: _Sockets) -> Any:
+    """A dnspython Do53 nameserver whose UDP queries use sockets we can shut down."""
+    import dns.inet
+    import dns.query
+    from dns.nameserver import Do53Nameserver
+
+    class Interruptible(Do53Nameserver):
+        def query(
+            self,
+            request: Any,
+            timeout: float,
+            source: Any,
+            source_port: int,
+            max_size: bool,
+            one_rr_per_rrset: bool = False,
+            ignore_trailing: bool = False,
+        ) -> Any:
+            if max_size:  # TCP (after truncation): rare, and bounded by the timeout
+                return super().query(
+                    request,
+                    timeout,
+                    source,
+                    source_port,
+                    max_size,
+                    one_rr_per_rrset,
+                    ignore_trailing,
+                )
+            sock = sockets.open(dns.inet.af_for_address(self.address))
+            try:
+                return dns.query.udp(
+                    request,
+                    self.address,
+                    timeout=timeout,
+                    port=self.port,
+                    source=source,
+                    source_port=source_port,
+                    raise_on_truncation=True,
+                    one_rr_per_rrset=one_rr_per_rrset,
+                    ignore_trailing=ignore_trailing,
+                    ignore_errors=True,
+                    ignore_unexpected=True,
+                    sock=sock,
+                )
+            finally:
+                sockets.release(sock)
+
+    return Interruptible(ip, port)
 
 
 def _addresses(answer: Any) -> list[Address]:

@@ -85,6 +85,18 @@ def _parse_hosts(text: str) -> dict[str, tuple[str, ...]]:
     return hosts
 
 
+def _parse_persist(text: str) -> str | None:
+    """``1``/true: the default path; ``0``/false/empty: off; anything else: a path."""
+    flag = env_flag(text)
+    if flag is False:
+        return None
+    if flag is True:
+        from ._persist import default_path
+
+        return default_path()
+    return text
+
+
 def _parse_hook(text: str) -> Hook:
     """``package.module:function`` -> the callable it names."""
     module_name, sep, attr = text.strip().partition(":")
@@ -102,7 +114,8 @@ def _opt(default: Any, doc: str, parse: Callable[[str], Any] | None, **kw: Any) 
     """A Config field with its documentation and environment parser in its metadata."""
     meta = {"doc": doc, "parse": parse}
     if isinstance(default, dict):
-        return field(default_factory=lambda: MappingProxyType({}), metadata=meta, **kw)
+        # hash=False: a mapping is not hashable, and a frozen Config should be.
+        return field(default_factory=lambda: MappingProxyType({}), metadata=meta, hash=False, **kw)
     return field(default=default, metadata=meta, **kw)
 
 
@@ -204,6 +217,30 @@ class Config:
         _parse_float,
     )
 
+    persist: str | None = _opt(
+        None,
+        "Path of an sqlite file remembering every address seen, so a restart during a DNS "
+        "outage still connects; None = off. Env: a path, or `1` for "
+        "`$XDG_CACHE_HOME/dnscache/dns.sqlite3`.",
+        _parse_persist,
+    )
+    persist_mode: str = _opt(
+        "fallback",
+        "`fallback`: persisted addresses answer only when the live lookup fails; `merge`: "
+        "Delta Chat's merge on every answer (for authenticated connections only).",
+        str,
+    )
+    persist_max_age: float = _opt(
+        30 * 86400.0,
+        "Seconds a persisted address lives after it was last seen.",
+        _parse_float,
+    )
+    preload: Mapping[str, tuple[str, ...]] = _opt(
+        {},
+        "Fallback addresses shipped with the application, used after the persisted ones; "
+        "env form as for hosts.",
+        _parse_hosts,
+    )
     trace: bool = _opt(
         False,
         "OpenTelemetry spans for upstream lookups and events for cache hits "
@@ -271,6 +308,10 @@ def _check_hosts(name: str, value: Any) -> Any:
     for host, ips in value.items():
         if not isinstance(host, str) or not host.strip(".") or "\x00" in host:
             raise ValueError(f"{name}: bad host name {host!r}")
+        try:
+            host.rstrip(".").encode("idna")  # what CPython does to a host before libc sees it
+        except UnicodeError as exc:
+            raise ValueError(f"{name}: bad host name {host!r} ({exc})") from None
         if isinstance(ips, str):
             ips = (ips,)
         checked = []
@@ -283,6 +324,27 @@ def _check_hosts(name: str, value: Any) -> Any:
             raise ValueError(f"{name}: no addresses for {host!r}")
         out[host] = tuple(checked)
     return MappingProxyType(out)
+
+
+def _check_persist(name: str, value: Any) -> Any:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str | os.PathLike):
+        raise TypeError(f"{name} must be a path or None, not {type(value).__name__}")
+    return os.fspath(value)
+
+
+def _check_persist_mode(name: str, value: Any) -> Any:
+    if value not in ("fallback", "merge"):
+        raise ValueError(f"{name} must be 'fallback' or 'merge', not {value!r}")
+    return value
+
+
+def _check_positive(name: str, value: Any) -> Any:
+    value = _check_number(name, value)
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, not {value!r}")
+    return value
 
 
 def _check_fraction(name: str, value: Any) -> Any:
@@ -344,6 +406,10 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "happy_eyeballs_delay": _check_number,
     "failure_penalty": _check_number,
     "trace": _check_bool,
+    "persist": _check_persist,
+    "persist_mode": _check_persist_mode,
+    "persist_max_age": _check_positive,
+    "preload": _check_hosts,
     "ttl": _check_number,
     "negative_ttl": _check_number,
     "maxsize": _check_maxsize,

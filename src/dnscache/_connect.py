@@ -79,9 +79,9 @@ _GLOBAL_DEFAULT_TIMEOUT: Any = socket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[at
 # answers before a second attempt adds load, short enough that a dead one costs
 # a quarter of a second instead of a timeout.
 DEFAULT_DELAY = 0.25
-# RFC 8305 section 4: "a First Address Family Count of two is recommended" only
-# when the preferred family is known to be good; one alternates strictly, which
-# is what makes a broken family cost a single delay.
+# RFC 8305 section 4 lets a client try more than one address of the preferred
+# family before the first of the other; strict alternation (one) is what the
+# issue asks for and what makes a broken family cost a single delay.
 FIRST_ADDRESS_FAMILY_COUNT = 1
 # connect_ex results meaning "the handshake is under way": EINTR because POSIX
 # says an interrupted connect completes asynchronously, as if EINPROGRESS.
@@ -156,9 +156,12 @@ def create_connection(
     0 means strictly one attempt at a time. ``socket_options`` are
     ``setsockopt`` argument tuples applied to every attempt before ``bind`` and
     ``connect`` (urllib3's convention). ``on_attempt_done((family, sockaddr),
-    error)`` is called as each attempt ends, with None for the winner; not for
-    attempts closed because another won. It must not raise: if it does, the
+    error)`` is called as each attempt ends, with None for the winner, and with a
+    ``TimeoutError`` for attempts started before the winner and still pending
+    (not for those started after it). It must not raise: if it does, the
     exception propagates and every socket, the winner's included, is closed.
+    Local set-up failures (``socket()``, ``bind``) are reported like connect
+    errors: callers keeping address health may want to skip those errnos.
     """
     if not addrinfos:
         raise OSError("getaddrinfo returns an empty list")
@@ -207,6 +210,13 @@ def _race(
         for loser in sorted(deadlines):
             if loser != index:
                 net.discard(loser)
+                if loser < index and on_attempt_done is not None:
+                    # Started earlier and still not connected when a later attempt (at
+                    # least `delay` later) won: as good as a timeout for ordering next
+                    # time. That is how a black-holed address ends up last.
+                    on_attempt_done(
+                        (int(infos[loser][0]), infos[loser][4]), TimeoutError("lost the race")
+                    )
         return net.take(index)
 
     try:

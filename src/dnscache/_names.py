@@ -90,12 +90,18 @@ def parse_resolv_conf(text: str) -> tuple[bool, tuple[str, ...]]:
 
 
 def parse_nsswitch_plain(text: str) -> bool:
-    """True when the hosts database is served by files and dns only."""
-    for words in _lines(text):
-        if words[0] == "hosts:":
-            sources = {w for w in words[1:] if not w.startswith("[")}
-            return sources <= {"files", "dns"}
-    return True  # glibc's default without an entry is "dns [!UNAVAIL=return] files"
+    """True when the hosts database is served by files and dns only.
+
+    Conservative: every ``hosts`` line counts (however it is spaced), and any
+    other source (mdns, myhostname, resolve, ...) makes the answer False.
+    """
+    plain = True
+    for line in text.splitlines():
+        key, colon, rest = line.split("#", 1)[0].partition(":")
+        if colon and key.strip() == "hosts":
+            sources = {w for w in rest.split() if not w.startswith("[")}
+            plain = plain and sources <= {"files", "dns"}
+    return plain  # no entry: glibc's default "dns [!UNAVAIL=return] files"
 
 
 def load_facts(
@@ -171,11 +177,21 @@ def encode_host(host: str | bytes) -> bytes:
     return bytes(host)
 
 
-def host_key(encoded: bytes, facts: SystemFacts) -> bytes:
-    """The cache key for an encoded host name (see the module docstring)."""
-    key = encoded.lower()
+def bare(key: bytes) -> bytes:
+    """A host key reduced to what overrides, health and persistence are kept under."""
+    return key.lower().rstrip(b".")
+
+
+def host_key(encoded: bytes, facts: SystemFacts, *, keep_case: bool = False) -> bytes:
+    """The cache key for an encoded host name (see the module docstring).
+
+    ``keep_case`` is for ``AI_CANONNAME``: without a CNAME, the canonical name a
+    DNS server returns is the question as it was spelled (``Example.COM``), so
+    different spellings may not share that entry.
+    """
+    key = encoded if keep_case else encoded.lower()
     if key.endswith(b".") and len(key) > 1 and facts.dot_is_noise:
         bare = key[:-1]
-        if not bare.endswith(b".") and bare not in facts.hosts_names:
+        if not bare.endswith(b".") and bare.lower() not in facts.hosts_names:
             return bare
     return key

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import os
 import sys
 import threading
 import warnings
@@ -30,6 +31,14 @@ from ._resolver import Resolver
 F = TypeVar("F", bound=Callable[..., Any])
 _lock = threading.RLock()
 log = logging.getLogger("dnscache")
+
+
+def _reset_lock_in_child() -> None:
+    global _lock
+    _lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_reset_lock_in_child)
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,7 @@ def _pop(layer: _Layer) -> None:
             return
         index = _layers.index(layer)
         above = _layers[index + 1] if index + 1 < len(_layers) else None
+        foreign: list[str] = []
         for target, func in layer.installed.items():
             if above is not None and target in above.replaced:
                 above.replaced[target] = layer.replaced[target]
@@ -129,14 +139,17 @@ def _pop(layer: _Layer) -> None:
             ):
                 setattr(holder, target.attr, layer.replaced[target])
             else:
-                warnings.warn(
-                    f"dnscache: {target.name} was replaced by something else after dnscache "
-                    "was installed; leaving that in place",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
+                foreign.append(target.name)
         del _layers[index]
     layer.resolver.close()
+    # Warn only once everything is undone: under -W error the warning raises.
+    for name in foreign:
+        warnings.warn(
+            f"dnscache: {name} was replaced by something else after dnscache "
+            "was installed; leaving that in place",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def install(config: Config | None = None, **options: Any) -> Resolver:

@@ -126,9 +126,10 @@ class Background:
                 log.debug("dnscache: periodic task failed", exc_info=True)
 
     def threads(self) -> list[threading.Thread]:
+        """The threads running now."""
         with self._lock:
             extra = [self._sweeper] if self._sweeper is not None else []
-            return [*self._workers, *extra]
+            return [t for t in (*self._workers, *extra) if t.is_alive()]
 
     def close(self) -> None:
         """Stop every thread and join them for at most JOIN_TIMEOUT in all. Idempotent."""

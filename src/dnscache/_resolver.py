@@ -17,7 +17,10 @@ with the C codec, not the subclass's ``encode``.
 
 from __future__ import annotations
 
+import atexit
+import errno
 import logging
+import math
 import os
 import socket
 import time
@@ -30,10 +33,13 @@ from . import _addrinfo as ai
 from . import _connect, _trace
 from ._backends import Answer, Backend, DnspythonBackend, SystemBackend
 from ._config import Config, make_config
-from ._names import SystemFiles, encode_host, host_key
+from ._health import AddressHealth, order_addrinfos, order_expires_at
+from ._names import SystemFiles, bare, encode_host, host_key
 from ._originals import get_original
+from ._persist import PersistentStore, fallback_order, merge_order
 from ._policy import (
     Freshness,
+    Lifetime,
     clamp_ttl,
     lifetime,
     negative_lifetime,
@@ -79,11 +85,60 @@ class Stats:
     entries: int = 0  # entries held now
 
 
+def _by_key(mapping: Any) -> dict[bytes, tuple[str, ...]]:
+    """A Config host mapping keyed like the cache (IDNA, lower case, no final dot)."""
+    return {bare(encode_host(name)): ips for name, ips in mapping.items()}
+
+
+def _addresses_for(ips: Any, family: int, flags: int) -> list[ai.Address]:
+    """IP strings as cache addresses for ``family``, filtered and mapped as glibc would."""
+    inet, inet6 = int(socket.AF_INET), int(socket.AF_INET6)
+    both: list[ai.Address] = [
+        (inet6, (ip, 0, 0, 0)) if ":" in ip else (inet, (ip, 0)) for ip in ips
+    ]
+    if family == socket.AF_INET:
+        return [a for a in both if a[0] == inet]
+    if family == socket.AF_INET6:
+        v6 = [a for a in both if a[0] == inet6]
+        if flags & socket.AI_V4MAPPED and (not v6 or flags & socket.AI_ALL):
+            v6 += [(inet6, (f"::ffff:{a[1][0]}", 0, 0, 0)) for a in both if a[0] == inet]
+        return v6
+    return both
+
+
 def _health_name(host: Any) -> str:
-    """The name address health is kept under: the host as text, lower-cased, no final dot."""
-    if isinstance(host, bytes):
-        host = host.decode("ascii", "replace")
-    return str(host).lower().rstrip(".") if isinstance(host, str) else ""
+    """The name address health is kept under: as the cache key, without the final dot."""
+    try:
+        return bare(encode_host(host)).decode("ascii", "replace")
+    except (TypeError, UnicodeError):
+        return ""
+
+
+# Connect errors that say something about the destination address. Others
+# (EMFILE, EADDRINUSE from source_address, EAFNOSUPPORT...) are ours, not its.
+_ADDRESS_FAULTS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ETIMEDOUT,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.EHOSTDOWN,
+        errno.ENETDOWN,
+    }
+)
+
+
+def _is_address_fault(error: BaseException) -> bool:
+    return isinstance(error, TimeoutError) or (
+        isinstance(error, OSError) and error.errno in _ADDRESS_FAULTS
+    )
+
+
+def _new_socket(family: int, type: int, proto: int) -> socket.socket:
+    """socket.socket looked up per call, so gevent/eventlet patching after import applies."""
+    return socket.socket(family, type, proto)
 
 
 def _outcome(entry: Entry | None) -> str:
@@ -143,10 +198,15 @@ class Resolver:
                 self.config.nameservers,
                 lifetime=max(self.config.resolve_timeout, 5.0),
             )
+        self._health = AddressHealth(clock=clock)
         self._background = Background(periodic=self._sweep, interval=self.config.cleanup_interval)
-        self._overrides = {
-            encode_host(name).lower().rstrip(b"."): ips for name, ips in self.config.hosts.items()
-        }
+        self._overrides = _by_key(self.config.hosts)
+        self._preload = _by_key(self.config.preload)
+        self._persist = (
+            PersistentStore(self.config.persist, max_age=self.config.persist_max_age)
+            if self.config.persist
+            else None
+        )
         self._hits = 0
         self._negative_hits = 0
         self._misses = 0
@@ -154,6 +214,7 @@ class Resolver:
         self._stale_hits = 0
         self._refreshes = 0
         self._refresh_failures = 0
+        self._persisted_hits = 0
         self._closed = False
         _live.add(self)
         self._tracer = _trace.get_tracer(self.config.trace)
@@ -167,6 +228,9 @@ class Resolver:
 
     def _make_getaddrinfo(self) -> Callable[..., list[ai.AddrInfo]]:
         getaddrinfo = self._hit_path(self._slow)
+        # The name is what Python puts in its own TypeErrors ("getaddrinfo() missing 1
+        # required positional argument: 'port'"): the same text as the original's.
+        getaddrinfo.__name__ = getaddrinfo.__qualname__ = "getaddrinfo"
         getaddrinfo.__doc__ = socket.getaddrinfo.__doc__
         getaddrinfo.__wrapped__ = self._original  # type: ignore[attr-defined]
         getaddrinfo.__dnscache__ = True  # type: ignore[attr-defined]
@@ -190,7 +254,8 @@ class Resolver:
                 return on_miss(host, port, family, type, proto, flags, None)
             if view is not None:
                 entry = view.entry
-                if clock() < entry.serve_until:
+                now = clock()
+                if now < entry.serve_until and now < view.until:
                     record_read(entry.key)
                     result = view.result
                     if result is not None:
@@ -224,6 +289,7 @@ class Resolver:
             host, port = address
             return connect(host, port, timeout, source_address, all_errors=all_errors)
 
+        create_connection.__name__ = create_connection.__qualname__ = "create_connection"
         create_connection.__doc__ = socket.create_connection.__doc__
         create_connection.__wrapped__ = get_original("create_connection")  # type: ignore[attr-defined]
         create_connection.__dnscache__ = True  # type: ignore[attr-defined]
@@ -249,7 +315,10 @@ class Resolver:
         name = _health_name(host)
 
         def attempt_done(address: tuple[int, Any], error: BaseException | None) -> None:
-            self._record_attempt(name, str(address[1][0]), error is None)
+            try:
+                self._record_attempt(name, str(address[1][0]), error)
+            except Exception:  # bookkeeping must never break a connect
+                log.debug("dnscache: could not record a connect outcome", exc_info=True)
 
         return _connect.create_connection(
             self._health_order(name, infos),
@@ -259,13 +328,32 @@ class Resolver:
             delay=self.config.happy_eyeballs_delay,
             socket_options=socket_options,
             on_attempt_done=attempt_done if name else None,
+            socket_factory=_new_socket,
         )
 
-    def _record_attempt(self, name: str, ip: str, ok: bool) -> None:
-        """Remember a connect outcome (address health; wired to _health below)."""
+    def _record_attempt(self, name: str, ip: str, error: BaseException | None) -> None:
+        """Remember a connect outcome; a change in order rebuilds the host's cached results."""
+        if error is not None and not _is_address_fault(error):
+            return  # EMFILE, a bad source_address...: not the destination's fault
+        if error is None and self._persist is not None:
+            self._persist.record_connected(name, ip)
+        health = self._health
+        before = health.version
+        health.record(name, ip, error is None)
+        if health.version != before:
+            if error is not None:
+                log.debug("dnscache: connect to %s (%s) failed: %s", ip, name, error)
+            store = self._store
+            with store.lock:
+                for entry in store:
+                    if entry.host == name:
+                        store.drop_views(entry)
 
     def _health_order(self, name: str, infos: list[ai.AddrInfo]) -> list[ai.AddrInfo]:
-        return infos
+        records = self._health.records(name)
+        if not records:
+            return infos
+        return order_addrinfos(infos, records, self._clock(), self.config.failure_penalty)
 
     # --- everything else ---
 
@@ -305,8 +393,9 @@ class Resolver:
                 return original(host, port, family, type, proto, flags)
             now = self._clock()
             self._check_files(now)
+            keep_case = bool(flags & socket.AI_CANONNAME)
             ekey: EntryKey = (
-                host_key(encoded, self._files.facts),
+                host_key(encoded, self._files.facts, keep_case=keep_case),
                 int(family),
                 ai.entry_flags(int(flags)),
             )
@@ -315,7 +404,7 @@ class Resolver:
             self._check_files(now)
             ekey = view.entry.key
         entry = self._entry_for(ekey, now)
-        if view is None or view.entry is not entry:
+        if view is None or view.entry is not entry or now >= view.until:
             view = self._make_view(entry, port, type, proto, flags)
             with self._store.lock:
                 self._store.add_view(raw, view)
@@ -329,7 +418,16 @@ class Resolver:
         result = ai.synthesize(
             self._original, entry.addresses, entry.canonname, port, type, proto, flags
         )
-        return View(entry, result, None)
+        until = math.inf
+        records = self._health.records(entry.host)
+        if records:
+            # Addresses that just failed to connect go last (and the one that last
+            # worked first) until the penalty runs out: the view expires then.
+            now = self._clock()
+            penalty = self.config.failure_penalty
+            result = order_addrinfos(result, records, now, penalty)
+            until = order_expires_at(records, records, now, penalty)
+        return View(entry, result, None, until)
 
     def _check_files(self, now: float) -> None:
         """Drop everything when hosts/resolv.conf/nsswitch change, as nscd does."""
@@ -344,10 +442,17 @@ class Resolver:
         while True:
             stale: Entry | None = None
             flight: Flight | None
+            # Read the persistent layer (sqlite) before taking the store's lock.
+            fallback = None if ekey in store else self._fallback_entry(ekey, now)
             with store.lock:
                 entry = store.get(ekey)
-                if entry is None and ekey[0].rstrip(b".") in self._overrides:
+                if entry is None and bare(ekey[0]) in self._overrides:
                     entry = store.put(self._override_entry(ekey, now))
+                if entry is None and fallback is not None:
+                    # A name we know from an earlier run (or the preload list): look it
+                    # up as if its answer had just expired, so the caller waits at most
+                    # resolve_timeout and an outage is bridged by the remembered answer.
+                    entry = store.put(fallback)
                 state = entry.life.classify(now) if entry is not None else Freshness.EXPIRED
                 if entry is not None and state is Freshness.FRESH:
                     self._count_hit(entry)
@@ -357,7 +462,11 @@ class Resolver:
                     # let hits take the fast path again until the answer expires.
                     self._count_hit(entry)
                     if entry.error is None:
-                        self._start_background(ekey)
+                        flight, leader = self._start_background(ekey)
+                        if leader:  # refused: skip this refresh, the answer is still good
+                            store.end(ekey, flight, None)
+                            flight.entry = entry
+                            flight.done.set()
                         entry.serve_until = entry.life.expires
                     return entry
                 if entry is not None and state is Freshness.STALE and entry.error is None:
@@ -365,11 +474,16 @@ class Resolver:
                         self._count_stale(entry)
                         return entry
                     stale = entry
-                    flight = self._start_background(ekey)
-                    leader = False
+                    flight, leader = self._start_background(ekey)
                 else:
-                    flight, leader = store.begin(ekey)
+                    flight, leader = store.begin(ekey, now)
             if stale is not None:
+                if leader:  # no background worker took it (closed, or queue full)
+                    got = self._complete(ekey, flight, background=False)
+                    if got is not None and got is not stale:
+                        return got
+                    self._count_stale(stale)
+                    return stale
                 return self._await_or_stale(stale, flight)
             assert flight is not None
             if leader:
@@ -384,18 +498,28 @@ class Resolver:
             # error it raised to its own caller): try again, perhaps as leader.
             now = self._clock()
 
-    def _await_or_stale(self, stale: Entry, flight: Flight | None) -> Entry:
-        """Wait up to resolve_timeout for a new answer, else serve the expired one."""
-        if flight is not None and flight.done.wait(self.config.resolve_timeout):
+    def _await_or_stale(self, stale: Entry, flight: Flight) -> Entry:
+        """Wait up to resolve_timeout for a new answer, else serve the expired one.
+
+        The wait counts from the start of the lookup, not of this call: a caller
+        arriving while a refresh has been stuck for longer gets the stale answer
+        at once instead of waiting another resolve_timeout.
+        """
+        life = stale.life  # renew() replaces it: tells a fresh answer from a kept one
+        wait = self.config.resolve_timeout - (self._clock() - flight.started)
+        if flight.done.wait(max(wait, 0.0)):
             got = flight.entry
-            if got is not None and got is not stale:
+            if got is not None and (got is not stale or got.life is not life):
                 self._count_hit(got, joined=True)
                 return got
         self._count_stale(stale)
         return stale
 
     def _count_stale(self, entry: Entry) -> None:
-        self._stale_hits += 1
+        if entry.source in ("persisted", "preload"):
+            self._persisted_hits += 1
+        else:
+            self._stale_hits += 1
         entry.hits += 1
         log.debug("dnscache: serving stale answer for %s", entry.name)
 
@@ -408,21 +532,22 @@ class Resolver:
             self._hits += 1
         entry.hits += 1
 
-    def _start_background(self, ekey: EntryKey) -> Flight | None:
-        """Begin (or join) a background lookup of ``ekey``; called with the store lock held."""
-        flight, leader = self._store.begin(ekey)
+    def _start_background(self, ekey: EntryKey) -> tuple[Flight, bool]:
+        """Begin (or join) a background lookup of ``ekey``; called with the store lock held.
+
+        Returns the flight and whether the caller must lead it itself: True when no
+        background worker would take it (the resolver is closed, or the queue full).
+        """
+        flight, leader = self._store.begin(ekey, self._clock())
         if not leader:
-            return flight
+            return flight, False
 
         def job() -> None:
             self._complete(ekey, flight, background=True)
 
         if self._closed or not self._background.submit(ekey, job):
-            self._store.end(ekey, flight, None)
-            flight.entry = self._store.get(ekey)
-            flight.done.set()
-            return None
-        return flight
+            return flight, True
+        return flight, False
 
     def _complete(self, ekey: EntryKey, flight: Flight, *, background: bool) -> Entry | None:
         """Do the upstream lookup of ``flight`` and end it; returns the entry to answer from.
@@ -467,6 +592,8 @@ class Resolver:
             if background and entry is None:
                 self._refresh_failures += 1
         if stored is not None:
+            if stored.error is None:
+                self._health.forget_missing(stored.host, ai.ip_strings(stored.addresses))
             self._notify_change(current, stored)
         return flight.entry
 
@@ -488,7 +615,46 @@ class Resolver:
             life = negative_lifetime(now, self.config.negative_ttl)
             error = (int(exc.errno or 0), str(exc.strerror))
             return Entry(ekey, name, (), "", error, life, "upstream")
+        if self._persist is not None:
+            self._persist.record_seen(
+                bare(host).decode("ascii", "replace"), ai.ip_strings(answer.addresses)
+            )
+            if self.config.persist_mode == "merge":
+                answer = self._merged(ekey, name, answer)
         return self._positive(ekey, name, answer, self._clock(), "upstream")
+
+    def _merged(self, ekey: EntryKey, name: str, answer: Answer) -> Answer:
+        """Delta Chat's merge of the live answer with persisted and preloaded addresses."""
+        assert self._persist is not None
+        c = self.config
+        live = {ai.ip_strings([a])[0]: a for a in answer.addresses}
+        order = merge_order(
+            list(live),
+            self._persist.addresses(bare(ekey[0]).decode("ascii", "replace")),
+            self._preload.get(bare(ekey[0]), ()),
+            time.time(),  # rows carry wall-clock times
+            c.persist_max_age,
+        )
+        extra = _addresses_for([ip for ip in order if ip not in live], ekey[1], ekey[2])
+        by_ip = {**{ai.ip_strings([a])[0]: a for a in extra}, **live}
+        merged = tuple(by_ip[ip] for ip in order if ip in by_ip)
+        return Answer(merged, answer.canonname, answer.ttl)
+
+    def _fallback_entry(self, ekey: EntryKey, now: float) -> Entry | None:
+        """An entry from the persistent layer, then the preload list, or None."""
+        if self._persist is None and not self._preload:
+            return None
+        host = bare(ekey[0])
+        name = host.decode("ascii", "replace")
+        ips = fallback_order(self._persist.addresses(name)) if self._persist else []
+        source = "persisted" if ips else "preload"
+        ips += [ip for ip in self._preload.get(host, ()) if ip not in ips]
+        addresses = _addresses_for(ips, ekey[1], ekey[2])
+        if not addresses:
+            return None
+        window = max(self.config.stale_ttl, 60.0)
+        life = Lifetime(born=now, refresh_at=now, expires=now, stale_until=now + window)
+        return Entry(ekey, name, tuple(addresses), name, None, life, source)
 
     def _positive(
         self, ekey: EntryKey, name: str, answer: Answer, now: float, source: str
@@ -518,22 +684,8 @@ class Resolver:
     def _override_entry(self, ekey: EntryKey, now: float) -> Entry:
         """An entry from Config.hosts, filtered to the family as the system would."""
         host, family, flags = ekey
-        ips = self._overrides[host.rstrip(b".")]
-        inet, inet6 = int(socket.AF_INET), int(socket.AF_INET6)
-        both: list[ai.Address] = [
-            (inet6, (ip, 0, 0, 0)) if ":" in ip else (inet, (ip, 0)) for ip in ips
-        ]
-        v4 = [a for a in both if a[0] == inet]
-        v6 = [a for a in both if a[0] == inet6]
-        addresses: list[ai.Address]
-        if family == socket.AF_INET:
-            addresses = v4
-        elif family == socket.AF_INET6:
-            addresses = v6
-            if flags & socket.AI_V4MAPPED and (not v6 or flags & socket.AI_ALL):
-                addresses += [(inet6, (f"::ffff:{a[1][0]}", 0, 0, 0)) for a in v4]
-        else:
-            addresses = both
+        ips = self._overrides[bare(host)]
+        addresses = _addresses_for(ips, family, flags)
         name = host.decode("ascii", "replace")
         life = permanent_lifetime(now)
         if not addresses:
@@ -555,6 +707,7 @@ class Resolver:
             stale_hits=self._stale_hits,
             refreshes=self._refreshes,
             refresh_failures=self._refresh_failures,
+            persisted_hits=self._persisted_hits,
             evictions=self._store.evictions,
             lookups=self._lookups,
             entries=len(self._store),
@@ -567,9 +720,9 @@ class Resolver:
             if host is None:
                 store.clear()
                 return
-            bare = encode_host(host).lower().rstrip(b".")
+            wanted = bare(encode_host(host))
             for entry in store:
-                if entry.key[0].rstrip(b".") == bare:
+                if bare(entry.key[0]) == wanted:
                     store.remove(entry.key)
 
     def entries(self) -> Iterator[Entry]:
@@ -584,6 +737,8 @@ class Resolver:
         self._closed = True
         self._background.close()
         self._backend.close()
+        if self._persist is not None:
+            self._persist.close()  # flushes queued writes
         _live.discard(self)
 
     def background_threads(self) -> list[Any]:
@@ -607,6 +762,10 @@ class Resolver:
         self._store.reset_after_fork()
         self._files.reset_after_fork()
         self._background.after_fork_in_child()
+        self._backend.after_fork_in_child()
+        self._health.after_fork_in_child()
+        if self._persist is not None:
+            self._persist.reset_after_fork()
 
     def __enter__(self) -> Resolver:
         return self
@@ -632,6 +791,17 @@ def _each(method: str) -> Callable[[], None]:
                 pass
 
     return run
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """Write what the persistent layers still hold queued (their writers are daemons)."""
+    for resolver in list(_live):
+        try:
+            if resolver._persist is not None:
+                resolver._persist.close()
+        except Exception:  # exit must go on
+            pass
 
 
 if hasattr(os, "register_at_fork"):

@@ -27,6 +27,7 @@ one caller's interruption never poisons the rest.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -63,6 +64,11 @@ class Entry:
     def __post_init__(self) -> None:
         self.serve_until = self.life.refresh_at
 
+    @property
+    def host(self) -> str:
+        """The name without case or final dot: what health and persistence use."""
+        return self.name.lower().rstrip(".")
+
     def same_answer(self, other: Entry) -> bool:
         return (self.addresses, self.canonname, self.error) == (
             other.addresses,
@@ -85,16 +91,18 @@ class View:
     entry: Entry
     result: list[AddrInfo] | None
     error: tuple[int, str] | None
+    until: float = math.inf  # a health-ordered result must be rebuilt when a penalty ends
 
 
 class Flight:
     """One upstream lookup in progress; waiters block on ``done``."""
 
-    __slots__ = ("done", "entry")
+    __slots__ = ("done", "entry", "started")
 
-    def __init__(self) -> None:
+    def __init__(self, started: float = 0.0) -> None:
         self.done = threading.Event()
         self.entry: Entry | None = None
+        self.started = started
 
 
 class _Entries(cachetools.LRUCache[EntryKey, Entry]):
@@ -126,9 +134,10 @@ class Store:
 
     def _evicted(self, entry: Entry) -> None:
         self.evictions += 1
-        self._drop_views(entry)
+        self.drop_views(entry)
 
-    def _drop_views(self, entry: Entry) -> None:
+    def drop_views(self, entry: Entry) -> None:
+        """Unpublish every view made from ``entry`` (they are rebuilt on the next call)."""
         front = self.front
         for raw in entry.views:
             view = front.get(raw)
@@ -159,7 +168,7 @@ class Store:
                 current.renew(entry.life, entry.source)
                 self._entries[entry.key] = current
                 return current
-            self._drop_views(current)
+            self.drop_views(current)
         self._replay_reads()
         self._entries[entry.key] = entry
         return entry
@@ -167,7 +176,7 @@ class Store:
     def remove(self, key: EntryKey) -> None:
         entry = self._entries.pop(key, None)
         if entry is not None:
-            self._drop_views(entry)
+            self.drop_views(entry)
 
     def add_view(self, raw: RawKey, view: View) -> None:
         """Publish a view for the hit path, if its entry is still the stored one."""
@@ -184,12 +193,12 @@ class Store:
         entry.views.append(raw)
         self.front[raw] = view
 
-    def begin(self, key: EntryKey) -> tuple[Flight, bool]:
-        """The flight for ``key`` and whether the caller leads it."""
+    def begin(self, key: EntryKey, now: float = 0.0) -> tuple[Flight, bool]:
+        """The flight for ``key`` and whether the caller leads it (a new one starts ``now``)."""
         flight = self._flights.get(key)
         if flight is not None:
             return flight, False
-        flight = self._flights[key] = Flight()
+        flight = self._flights[key] = Flight(now)
         return flight, True
 
     def end(self, key: EntryKey, flight: Flight, entry: Entry | None) -> Entry | None:
@@ -208,6 +217,10 @@ class Store:
 
     def __iter__(self) -> Iterator[Entry]:
         return iter(list(self._entries.values()))
+
+    def __contains__(self, key: object) -> bool:
+        """Racy membership (no lock): a hint, to be confirmed under the lock."""
+        return key in self._entries
 
     def __len__(self) -> int:
         return len(self._entries)

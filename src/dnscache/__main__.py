@@ -1,0 +1,10 @@
+"""``python -m dnscache``: the command line (see :mod:`dnscache._cli`)."""
+
+from __future__ import annotations
+
+from ._cli import main
+
+__all__ = ["main"]
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,307 @@
+"""install()/uninstall()/patched(): layers that restore exactly what they replaced."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import socket
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import dnscache
+from dnscache import Config, Resolver, active_resolver, install, is_installed, patched, uninstall
+
+ORIG_GAI = socket.getaddrinfo
+ORIG_CC = socket.create_connection
+
+
+def assert_pristine() -> None:
+    assert socket.getaddrinfo is ORIG_GAI
+    assert socket.create_connection is ORIG_CC
+    assert not is_installed()
+    assert active_resolver() is None
+
+
+def assert_active(r: Resolver) -> None:
+    assert socket.getaddrinfo is r.getaddrinfo
+    assert socket.create_connection is r.create_connection
+    assert is_installed()
+    assert active_resolver() is r
+    assert dnscache.get_original("getaddrinfo") is ORIG_GAI
+    assert dnscache.get_original("create_connection") is ORIG_CC
+
+
+@pytest.fixture(autouse=True)
+def _pristine() -> Iterator[None]:
+    assert_pristine()
+    yield
+
+
+# --- install / uninstall ---
+
+
+def test_install_and_uninstall() -> None:
+    r = install()
+    try:
+        assert isinstance(r, Resolver)
+        assert_active(r)
+        assert socket.getaddrinfo("localhost", 80) == ORIG_GAI("localhost", 80)
+        assert r.stats().lookups == 1
+    finally:
+        uninstall()
+    assert_pristine()
+
+
+def test_install_options() -> None:
+    r = install(ttl=5)
+    uninstall()
+    assert r.config.ttl == 5.0
+    r = install(Config(maxsize=3), ttl=7)
+    uninstall()
+    assert (r.config.maxsize, r.config.ttl) == (3, 7.0)
+
+
+def test_install_is_idempotent() -> None:
+    first = install()
+    try:
+        assert install() is first
+        assert_active(first)
+    finally:
+        uninstall()
+    assert_pristine()  # one uninstall undoes both installs
+
+
+def test_uninstall_twice_and_without_install_is_harmless() -> None:
+    uninstall()
+    install()
+    uninstall()
+    uninstall()
+    assert_pristine()
+
+
+def test_uninstall_stops_the_resolvers_threads() -> None:
+    r = install()
+    socket.getaddrinfo("localhost", 80)  # a miss starts the background machinery
+    uninstall()
+    assert not any(t.is_alive() for t in r.background_threads())
+
+
+def test_wrapper_installed_after_us_is_left_in_place() -> None:
+    r = install()
+    ours = socket.getaddrinfo
+
+    def foreign(*args: Any, **kwargs: Any) -> Any:
+        return ours(*args, **kwargs)
+
+    socket.getaddrinfo = foreign
+    try:
+        with pytest.warns(RuntimeWarning, match="getaddrinfo"):
+            uninstall()
+        assert socket.getaddrinfo is foreign  # not silently unpatched
+        assert socket.create_connection is ORIG_CC  # what is still ours is restored
+        assert not is_installed()
+        assert socket.getaddrinfo("localhost", 80) == ORIG_GAI("localhost", 80)
+    finally:
+        socket.getaddrinfo = ORIG_GAI
+    assert r.getaddrinfo is ours
+
+
+def test_uninstall_is_complete_even_when_its_warning_is_an_error() -> None:
+    # With -W error (or pytest's filterwarnings = error) the RuntimeWarning is raised;
+    # uninstall() must have finished its bookkeeping first, not stop half-way.
+    install()
+    ours = socket.getaddrinfo
+    socket.getaddrinfo = lambda *a, **k: ours(*a, **k)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            with pytest.raises(RuntimeWarning):
+                uninstall()
+        assert socket.create_connection is ORIG_CC
+        assert not is_installed()
+    finally:
+        socket.getaddrinfo = ORIG_GAI
+        with warnings.catch_warnings():  # finish what a half-done uninstall left behind
+            warnings.simplefilter("ignore", RuntimeWarning)
+            uninstall()
+
+
+# --- patched() ---
+
+
+def test_patched_block() -> None:
+    with patched(ttl=9) as r:
+        assert isinstance(r, Resolver)
+        assert r.config.ttl == 9.0
+        assert_active(r)
+        assert socket.getaddrinfo("localhost", 80) == ORIG_GAI("localhost", 80)
+    assert_pristine()
+    assert not any(t.is_alive() for t in r.background_threads())
+
+
+def test_patched_with_config() -> None:
+    with patched(Config(maxsize=4)) as r:
+        assert r.config.maxsize == 4
+
+
+def test_patched_nested_inner_wins_outer_restored() -> None:
+    with patched() as outer:
+        assert_active(outer)
+        with patched() as inner:
+            assert inner is not outer
+            assert_active(inner)
+        assert_active(outer)
+    assert_pristine()
+
+
+def test_same_patched_object_nests() -> None:
+    p = patched()
+    with p as a:
+        with p as b:
+            assert a is not b
+            assert_active(b)
+        assert_active(a)
+    assert_pristine()
+
+
+def test_patched_restores_on_exception() -> None:
+    with pytest.raises(ZeroDivisionError), patched(), patched():
+        1 / 0  # noqa: B018
+    assert_pristine()
+
+
+def test_patched_decorator_sync() -> None:
+    seen: list[Resolver | None] = []
+
+    @patched(ttl=3)
+    def work(x: int) -> int:
+        """Docstring kept."""
+        r = active_resolver()
+        seen.append(r)
+        assert r is not None and socket.getaddrinfo is r.getaddrinfo
+        assert r.config.ttl == 3.0
+        return x * 2
+
+    assert_pristine()
+    assert work(2) == 4
+    assert_pristine()
+    assert work(3) == 6
+    assert_pristine()
+    assert work.__name__ == "work" and work.__doc__ == "Docstring kept."
+    assert seen[0] is not seen[1]  # a fresh Resolver per call
+
+
+def test_patched_decorator_sync_restores_on_exception() -> None:
+    @patched()
+    def broken() -> None:
+        raise KeyError("x")
+
+    with pytest.raises(KeyError):
+        broken()
+    assert_pristine()
+
+
+def test_patched_decorator_async() -> None:
+    seen: list[Resolver | None] = []
+
+    @patched(ttl=4)
+    async def work(x: int) -> int:
+        await asyncio.sleep(0)
+        r = active_resolver()
+        seen.append(r)
+        assert r is not None and socket.getaddrinfo is r.getaddrinfo
+        assert r.config.ttl == 4.0
+        return x + 1
+
+    assert inspect.iscoroutinefunction(work)
+    assert_pristine()
+    assert asyncio.run(work(1)) == 2
+    assert_pristine()
+    assert asyncio.run(work(2)) == 3
+    assert_pristine()
+    assert seen[0] is not seen[1]
+
+
+def test_patched_async_with() -> None:
+    async def main() -> Resolver:
+        async with patched(ttl=6) as r:
+            assert_active(r)
+            assert r.config.ttl == 6.0
+            await asyncio.sleep(0)
+            assert_active(r)
+        assert socket.getaddrinfo is ORIG_GAI
+        return r
+
+    r = asyncio.run(main())
+    assert isinstance(r, Resolver)
+    assert_pristine()
+
+
+def test_patched_async_with_restores_on_exception() -> None:
+    async def main() -> None:
+        async with patched():
+            raise ValueError("x")
+
+    with pytest.raises(ValueError):
+        asyncio.run(main())
+    assert_pristine()
+
+
+# --- layers: install and patched together ---
+
+
+def test_patched_inside_install_restores_install() -> None:
+    base = install()
+    try:
+        with patched() as inner:
+            assert_active(inner)
+        assert_active(base)
+    finally:
+        uninstall()
+    assert_pristine()
+
+
+def test_uninstall_while_patched_is_active_splices() -> None:
+    base = install()
+    with patched() as inner:
+        uninstall()
+        assert_active(inner)  # the inner block still wins
+        assert dnscache.get_original("getaddrinfo") is ORIG_GAI
+    assert_pristine()  # and on exit the true originals come back
+    assert not any(t.is_alive() for t in base.background_threads())
+
+
+def test_install_inside_patched_then_block_ends_first() -> None:
+    with patched() as block:
+        base = install()
+        assert_active(base)
+    assert_active(base)  # the block's layer was spliced out from under install's
+    uninstall()
+    assert_pristine()
+    assert block is not base
+
+
+def test_wrapper_inside_patched_block_is_left_in_place() -> None:
+    def foreign(*args: Any, **kwargs: Any) -> Any:
+        return ORIG_GAI(*args, **kwargs)
+
+    try:
+        with pytest.warns(RuntimeWarning, match="getaddrinfo"), patched():
+            socket.getaddrinfo = foreign
+        assert socket.getaddrinfo is foreign
+        assert socket.create_connection is ORIG_CC
+        assert not is_installed()
+    finally:
+        socket.getaddrinfo = ORIG_GAI
+
+
+def test_patched_create_connection_connects() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        with patched() as r:
+            with socket.create_connection(("localhost", port), timeout=5) as sock:
+                assert sock.getpeername() == ("127.0.0.1", port)
+            assert r.stats().lookups == 1
