@@ -10,6 +10,8 @@ from __future__ import annotations
 from ._config import Config, ConfigWarning
 from ._originals import get_original
 from ._patch import active_resolver, install, is_installed, patched, uninstall
+from ._prometheus import DnscacheCollector
+from ._prometheus import register as register_prometheus
 from ._resolver import Resolver, Stats
 
 __version__ = "0.1.0"
@@ -17,6 +19,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Config",
     "ConfigWarning",
+    "DnscacheCollector",
     "Resolver",
     "Stats",
     "active_resolver",
@@ -24,5 +27,6 @@ __all__ = [
     "install",
     "is_installed",
     "patched",
+    "register_prometheus",
     "uninstall",
 ]

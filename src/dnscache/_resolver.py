@@ -726,6 +726,13 @@ class Resolver:
                     store.remove(entry.key)
 
     def entries(self) -> Iterator[Entry]:
+        """A snapshot of what is cached, one object per (host, family, flags).
+
+        Each has ``name``, ``addresses`` ((family, sockaddr) pairs), ``source``
+        ("upstream", "override", "persisted", "preload"), ``error`` (errno and
+        message of a cached failure, or None), ``life`` (monotonic born /
+        refresh_at / expires / stale_until) and ``hits``. Read-only by contract.
+        """
         with self._store.lock:
             return iter(list(self._store))
 

@@ -74,6 +74,6 @@ def traced_getaddrinfo(getaddrinfo: Callable[..., Any], resolver: Resolver) -> C
                 if span.is_recording():
                     span.add_event("dnscache.hit", {"dns.question.name": str(host)})
 
-    for attr in ("__doc__", "__wrapped__", "__dnscache__"):
+    for attr in ("__name__", "__qualname__", "__doc__", "__wrapped__", "__dnscache__"):
         setattr(wrapper, attr, getattr(getaddrinfo, attr, None))
     return wrapper
