@@ -35,6 +35,7 @@ from typing import Any
 
 import pytest
 
+import netns
 from dnscache import _connect
 from dnscache._addrinfo import AddrInfo
 from dnscache._connect import create_connection, interleave
@@ -474,7 +475,7 @@ def net() -> Iterator[Loopback]:
 @pytest.fixture
 def hole(net: Loopback) -> Loopback:
     if not net.blackhole_ok:
-        pytest.skip("this kernel does not drop SYNs to a listener with a full accept queue")
+        netns.unavailable("this kernel does not drop SYNs to a listener with a full accept queue")
     return net
 
 
@@ -606,10 +607,10 @@ def test_source_address(net: Loopback, source: str) -> None:
 
 def test_interleaves_families(net: Loopback) -> None:
     if not socket.has_ipv6:
-        pytest.skip("no IPv6")
+        netns.unavailable("no IPv6")
     with socket.socket(AF6) as probe:
         if probe.connect_ex(("::1", net.port)) != errno.ECONNREFUSED:
-            pytest.skip("::1:P is not refusing")
+            netns.unavailable("::1:P is not refusing")
     reports: list[Any] = []
     with pytest.raises(ExceptionGroup) as excinfo:
         create_connection(

@@ -22,6 +22,7 @@ import dns.resolver
 import dns.rrset
 import pytest
 
+import netns
 from dnscache._dnsserver import DNSServer
 
 TIMEOUT = 2.0
@@ -418,7 +419,7 @@ def test_ipv6_server() -> None:
         with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
             probe.bind(("::1", 0))
     except OSError:
-        pytest.skip("cannot bind ::1")
+        netns.unavailable("cannot bind ::1")
     with DNSServer("::1") as srv:
         assert srv.nameserver == f"[::1]:{srv.port}"
         srv.set("v6.test", aaaa=["2001:db8::6"], ttl=5)

@@ -42,6 +42,7 @@ import urllib3.connection
 import urllib3.util.connection
 
 import dnscache
+import netns
 
 BLACKHOLE = "127.0.0.3"
 REFUSING = "127.0.0.2"
@@ -178,7 +179,7 @@ def net() -> Iterator[Loopback]:
 @pytest.fixture
 def hole(net: Loopback) -> Loopback:
     if not net.blackhole_ok:
-        pytest.skip("this kernel does not drop SYNs to a listener with a full accept queue")
+        netns.unavailable("this kernel does not drop SYNs to a listener with a full accept queue")
     return net
 
 

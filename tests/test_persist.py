@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+import netns
 from dnscache import _persist
 from dnscache._persist import (
     DEFAULT_MAX_AGE,
@@ -819,9 +820,9 @@ print(json.dumps(result))
 
 def _in_mount_namespace(setup: str, *args: str) -> dict[str, Any]:
     if shutil.which("unshare") is None:
-        pytest.skip("needs unshare")
+        netns.unavailable("needs unshare")
     if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
-        pytest.skip("unshare -m is not permitted here")
+        netns.unavailable("unshare -m is not permitted here")
     shell = ["unshare", "-m", "sh", "-c", f'{setup} && exec "$@"', "sh"]
     done = subprocess.run(
         [*shell, sys.executable, "-c", NS_SCRIPT, *args],

@@ -7,14 +7,13 @@ import socket
 import subprocess
 import sys
 
+import prometheus_client  # in the dev extra: this file must run, never skip
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 import dnscache
 from dnscache._dnsserver import DNSServer
 from dnscache._prometheus import DnscacheCollector, register
-
-prometheus_client = pytest.importorskip("prometheus_client")
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 FIELDS = [f.name for f in dataclasses.fields(dnscache.Stats)]
 
