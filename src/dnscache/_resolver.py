@@ -462,7 +462,7 @@ class Resolver:
                     # let hits take the fast path again until the answer expires.
                     self._count_hit(entry)
                     if entry.error is None:
-                        flight, leader = self._start_background(ekey)
+                        flight, leader = self._start_background(ekey, urgent=False)
                         if leader:  # refused: skip this refresh, the answer is still good
                             store.end(ekey, flight, None)
                             flight.entry = entry
@@ -532,7 +532,7 @@ class Resolver:
             self._hits += 1
         entry.hits += 1
 
-    def _start_background(self, ekey: EntryKey) -> tuple[Flight, bool]:
+    def _start_background(self, ekey: EntryKey, *, urgent: bool = True) -> tuple[Flight, bool]:
         """Begin (or join) a background lookup of ``ekey``; called with the store lock held.
 
         Returns the flight and whether the caller must lead it itself: True when no
@@ -545,7 +545,7 @@ class Resolver:
         def job() -> None:
             self._complete(ekey, flight, background=True)
 
-        if self._closed or not self._background.submit(ekey, job):
+        if self._closed or not self._background.submit(ekey, job, urgent=urgent):
             return flight, True
         return flight, False
 
