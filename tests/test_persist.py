@@ -864,3 +864,26 @@ def test_real_full_disk_keeps_running(tmp_path: Path) -> None:
     assert result["first"] == ["192.0.2.1"]
     assert result["last"] == ["192.0.2.2", "2001:db8::2"]
     assert len(result["warnings"]) == 1 and "full" in result["warnings"][0]
+
+
+def test_the_writer_prunes_at_start_then_at_most_once_a_day(
+    make_store: Callable[..., PersistentStore], tmp_path: Path
+) -> None:
+    path = tmp_path / "dns.sqlite3"
+    clock = Clock(T0)
+    store = make_store(path, clock=clock, max_age=100.0)
+
+    def hosts_in_file() -> set[str]:
+        with contextlib.closing(sqlite3.connect(str(path))) as conn:
+            return {row[0] for row in conn.execute("SELECT host FROM addresses")}
+
+    store.record_seen("old.test", ["192.0.2.1"])
+    store.flush()
+    clock.now = T0 + 1000.0  # old.test is dead now, but the start-up prune has happened
+    store.record_seen("mid.test", ["192.0.2.2"])
+    store.flush()
+    assert hosts_in_file() == {"old.test", "mid.test"}
+    clock.now = T0 + 86400.0 + 1.0  # a day after the first prune: the next batch prunes
+    store.record_seen("new.test", ["192.0.2.3"])
+    store.flush()
+    assert hosts_in_file() == {"new.test"}

@@ -110,6 +110,7 @@ __all__ = [
 # Long enough to ride out a DNS outage that spans a holiday-long laptop sleep; short
 # enough that a server's old address, renumbered away, is forgotten within a month.
 DEFAULT_MAX_AGE = 30 * 86400.0
+PRUNE_INTERVAL = 86400.0  # the writer prunes with its first batch, then at most once a day
 
 WRITER_BUSY_TIMEOUT = 5.0  # seconds the writer waits for another process's write lock
 FOREGROUND_BUSY_TIMEOUT = 1.0  # readers in WAL mode almost never wait; never long on a lookup
@@ -546,7 +547,7 @@ class PersistentStore:
         self._warned: set[str] = set()
         self._memory = _MemoryRows()
         self._dropped = 0
-        self._pruned_once = False
+        self._next_prune = -math.inf  # wall-clock time of the next automatic prune
         self._sidecars_checked = False
         self._closed = False
         self._conn: sqlite3.Connection | None = None  # foreground, under _db_lock
@@ -841,15 +842,17 @@ class PersistentStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.executemany(_UPSERT, rows)
-                if not self._pruned_once:  # keep the file small without anyone calling prune()
-                    now = self._clock()
+                now = self._clock()
+                pruning = now >= self._next_prune  # keeps the file small with no prune() call
+                if pruning:
                     conn.execute(_PRUNE, (now - self._max_age, now + self._max_age))
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-            self._pruned_once = True
+            if pruning:
+                self._next_prune = now + PRUNE_INTERVAL
             if not self._sidecars_checked:
                 self._sidecars_checked = True
                 _tighten_sidecars(self._path)
