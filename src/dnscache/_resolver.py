@@ -442,13 +442,19 @@ class Resolver:
         while True:
             stale: Entry | None = None
             flight: Flight | None
-            # Read the persistent layer (sqlite) before taking the store's lock.
-            fallback = None if ekey in store else self._fallback_entry(ekey, now)
+            # Read the persistent layer (sqlite) before taking the store's lock, for a
+            # name not in memory or only there expired (a long-running process's own
+            # expired answer must not hide what the file knows).
+            known = store.peek(ekey)
+            usable = known is not None and known.life.classify(now) is not Freshness.EXPIRED
+            fallback = None if usable else self._fallback_entry(ekey, now)
             with store.lock:
                 entry = store.get(ekey)
                 if entry is None and bare(ekey[0]) in self._overrides:
                     entry = store.put(self._override_entry(ekey, now))
-                if entry is None and fallback is not None:
+                if fallback is not None and (
+                    entry is None or entry.life.classify(now) is Freshness.EXPIRED
+                ):
                     # A name we know from an earlier run (or the preload list): look it
                     # up as if its answer had just expired, so the caller waits at most
                     # resolve_timeout and an outage is bridged by the remembered answer.
@@ -742,8 +748,8 @@ class Resolver:
         A closed resolver still answers; it just does no more background work.
         """
         self._closed = True
+        self._backend.close()  # first: it interrupts the queries the threads are stuck in
         self._background.close()
-        self._backend.close()
         if self._persist is not None:
             self._persist.close()  # flushes queued writes
         _live.discard(self)

@@ -218,9 +218,12 @@ class Store:
     def __iter__(self) -> Iterator[Entry]:
         return iter(list(self._entries.values()))
 
-    def __contains__(self, key: object) -> bool:
-        """Racy membership (no lock): a hint, to be confirmed under the lock."""
-        return key in self._entries
+    def peek(self, key: EntryKey) -> Entry | None:
+        """The entry for ``key`` without the lock or a use: a hint, to confirm under the lock."""
+        try:
+            return cachetools.Cache.__getitem__(self._entries, key)
+        except KeyError:
+            return None
 
     def __len__(self) -> int:
         return len(self._entries)
