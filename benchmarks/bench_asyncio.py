@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import _machine
+import _report
 from bench_hit import quartiles
 
 import dnscache
@@ -222,19 +223,10 @@ def render(result: dict[str, Any]) -> str:
         f" {s['call']}",
         *_machine.describe(m),
         "",
-        f"{'case':<50} {'median us':>10} {'p25-p75 us':>17} {'calls/round':>12}",
-        "-" * 92,
+        *_report.cases(result["rows"], unit="us", width=50, digits=2, spread=17),
+        "",
+        *_report.ratios(result["ratios"], width=50, digits=2, spread=17),
     ]
-    for row in result["rows"]:
-        spread = f"{row['p25_us']:.2f}-{row['p75_us']:.2f}"
-        out.append(
-            f"{row['label']:<50} {row['median_us']:>10.2f} {spread:>17}"
-            f" {row['calls_per_round']:>12}"
-        )
-    out += ["", f"{'ratio (per round, same round)':<50} {'median':>10} {'p25-p75':>17}", "-" * 79]
-    for name, r in result["ratios"].items():
-        spread = f"{r['p25']:.2f}-{r['p75']:.2f}"
-        out.append(f"{name:<50} {r['median']:>9.2f}x {spread:>17}")
     t = result["target"]
     st = result["resolver_stats_during_timing"]
     out += [

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import _machine
+import _report
 from bench_hit import quartiles
 
 import dnscache
@@ -288,18 +289,17 @@ def render(result: dict[str, Any]) -> str:
         f" sanity rows: [{LIVE2}, {LIVE}] both live",
         *_machine.describe(m),
         "",
-        f"{'case':<50} {'median ms':>10} {'p25-p75 ms':>19} {'expected':>16}",
-        "-" * 98,
+        *_report.cases(
+            result["rows"],
+            unit="ms",
+            width=50,
+            digits=3,
+            spread=19,
+            last=("expected", "expected", 16),
+        ),
+        "",
+        *_report.ratios(result["ratios"], width=50, digits=2, spread=19),
     ]
-    for row in result["rows"]:
-        spread = f"{row['p25_ms']:.3f}-{row['p75_ms']:.3f}"
-        out.append(
-            f"{row['label']:<50} {row['median_ms']:>10.3f} {spread:>19} {row['expected']:>16}"
-        )
-    out += ["", f"{'ratio (per round, same round)':<50} {'median':>10} {'p25-p75':>19}", "-" * 81]
-    for name, r in result["ratios"].items():
-        spread = f"{r['p25']:.2f}-{r['p75']:.2f}"
-        out.append(f"{name:<50} {r['median']:>9.2f}x {spread:>19}")
     orders = {tuple(o) for o in result["patched_order_after_two_calls"]}
     shown = "; ".join(", ".join(o) for o in sorted(orders))
     out.append("")

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import _machine
+import _report
 from _dnsproc import ServerProcess
 
 import dnscache
@@ -332,19 +333,10 @@ def render(result: dict[str, Any]) -> str:
         " median of per-round ns/call",
         *_machine.describe(m),
         "",
-        f"{'case':<58} {'median ns':>10} {'p25-p75 ns':>23} {'calls/round':>12}",
-        "-" * 106,
+        *_report.cases(result["rows"], unit="ns", width=58, digits=1, spread=23),
+        "",
+        *_report.ratios(result["ratios"], width=58, digits=2, spread=23),
     ]
-    for row in result["rows"]:
-        spread = f"{row['p25_ns']:.1f}-{row['p75_ns']:.1f}"
-        out.append(
-            f"{row['label']:<58} {row['median_ns']:>10.1f} {spread:>23}"
-            f" {row['calls_per_round']:>12}"
-        )
-    out += ["", f"{'ratio (per round, same round)':<58} {'median':>10} {'p25-p75':>23}", "-" * 93]
-    for name, r in result["ratios"].items():
-        spread = f"{r['p25']:.2f}-{r['p75']:.2f}"
-        out.append(f"{name:<58} {r['median']:>9.2f}x {spread:>23}")
     t = result["targets"]
     hit, rat = t["hit_median_ns"], t["hit_over_dict_memo"]
     out += [

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import _machine
+import _report
 
 import dnscache
 from dnscache._persist import PersistentStore
@@ -262,19 +263,10 @@ def render(result: dict[str, Any]) -> str:
         " median of per-round ns/call",
         *_machine.describe(m),
         "",
-        f"{'case':<70} {'median ns':>10} {'p25-p75 ns':>23} {'calls/round':>12}",
-        "-" * 118,
+        *_report.cases(result["rows"], unit="ns", width=70, digits=1, spread=23),
+        "",
+        *_report.ratios(result["ratios"], width=70, digits=3, spread=23),
     ]
-    for row in result["rows"]:
-        spread = f"{row['p25_ns']:.1f}-{row['p75_ns']:.1f}"
-        out.append(
-            f"{row['label']:<70} {row['median_ns']:>10.1f} {spread:>23}"
-            f" {row['calls_per_round']:>12}"
-        )
-    out += ["", f"{'ratio (per round, same round)':<70} {'median':>10} {'p25-p75':>23}", "-" * 105]
-    for name, r in result["ratios"].items():
-        spread = f"{r['p25']:.3f}-{r['p75']:.3f}"
-        out.append(f"{name:<70} {r['median']:>9.3f}x {spread:>23}")
     t = result["target"]["persist_hit_over_plain_hit"]
     out += [
         "",
