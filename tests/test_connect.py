@@ -24,7 +24,6 @@ import errno
 import gc
 import math
 import os
-import selectors
 import signal
 import socket
 import threading
@@ -35,6 +34,7 @@ from typing import Any
 
 import pytest
 
+import loopback
 import netns
 from dnscache import _connect
 from dnscache._addrinfo import AddrInfo
@@ -433,25 +433,11 @@ class Loopback:
         return sock
 
     def _setup(self) -> None:
-        hole = self._listener(BLACKHOLE, 0, 0)
-        self.port = hole.getsockname()[1]
+        self.sockets += loopback.black_hole(BLACKHOLE)
+        self.port = self.sockets[0].getsockname()[1]
         self._listener(LIVE, self.port, 64)
-        # Fill the black hole's accept queue; nobody ever accepts.
-        filler = socket.create_connection((BLACKHOLE, self.port), timeout=2)
-        self.sockets.append(filler)
-        # Something else may listen on the wildcard address with this port.
-        with socket.socket() as probe:
-            if probe.connect_ex((REFUSING, self.port)) != errno.ECONNREFUSED:
-                raise OSError("127.0.0.2:P is not refusing")
-        self.blackhole_ok = self._is_black_hole()
-
-    def _is_black_hole(self) -> bool:
-        with socket.socket() as probe:
-            probe.setblocking(False)
-            probe.connect_ex((BLACKHOLE, self.port))
-            with selectors.DefaultSelector() as sel:
-                sel.register(probe, selectors.EVENT_WRITE)
-                return not sel.select(0.3)
+        loopback.check_refusing(REFUSING, self.port)
+        self.blackhole_ok = loopback.is_black_hole(BLACKHOLE, self.port)
 
     def infos(self, *hosts: str) -> list[Any]:
         out = []

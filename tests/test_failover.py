@@ -23,9 +23,7 @@ that the first call, which must wait it out once, stays well under a second.
 from __future__ import annotations
 
 import contextlib
-import errno
 import gc
-import selectors
 import socket
 import sys
 import threading
@@ -42,6 +40,7 @@ import urllib3.connection
 import urllib3.util.connection
 
 import dnscache
+import loopback
 import netns
 
 BLACKHOLE = "127.0.0.3"
@@ -121,11 +120,8 @@ class Loopback:
         raise RuntimeError("no free port for the loopback fixture")
 
     def _setup(self) -> None:
-        hole = socket.socket()
-        self.sockets.append(hole)
-        hole.bind((BLACKHOLE, 0))
-        hole.listen(0)
-        self.port: int = hole.getsockname()[1]
+        self.sockets += loopback.black_hole(BLACKHOLE)
+        self.port: int = self.sockets[0].getsockname()[1]
         refusing = socket.socket()
         self.sockets.append(refusing)
         refusing.bind((REFUSING, self.port))  # bound, never listening: SYNs get a RST
@@ -137,20 +133,8 @@ class Loopback:
             daemon=True,
         )
         self.thread.start()
-        # Fill the black hole's accept queue; nobody ever accepts.
-        self.sockets.append(socket.create_connection((BLACKHOLE, self.port), timeout=2))
-        with socket.socket() as probe:
-            if probe.connect_ex((REFUSING, self.port)) != errno.ECONNREFUSED:
-                raise OSError("127.0.0.2:P is not refusing")
-        self.blackhole_ok = self._is_black_hole()
-
-    def _is_black_hole(self) -> bool:
-        with socket.socket() as probe:
-            probe.setblocking(False)
-            probe.connect_ex((BLACKHOLE, self.port))
-            with selectors.DefaultSelector() as selector:
-                selector.register(probe, selectors.EVENT_WRITE)
-                return not selector.select(0.3)
+        loopback.check_refusing(REFUSING, self.port)
+        self.blackhole_ok = loopback.is_black_hole(BLACKHOLE, self.port)
 
     @property
     def url(self) -> str:
