@@ -840,3 +840,22 @@ def test_repr(make: Make) -> None:
     r, _ = make()
     r.getaddrinfo("localhost", 80)
     assert "entries=1" in repr(r)
+
+
+def test_a_repeated_literal_costs_one_call_of_the_original() -> None:
+    # A literal is never cached; once known as such, the next call must not pay for the
+    # argument probe and the numeric check again (3-4x the original's cost before).
+    calls: list[tuple[Any, ...]] = []
+    original = dnscache.get_original("getaddrinfo")
+
+    def counting(*args: Any) -> Any:
+        calls.append(args)
+        return original(*args)
+
+    with dnscache.Resolver() as r:
+        r._original = counting
+        first = r.getaddrinfo("127.0.0.1", 443)
+        before = len(calls)
+        assert r.getaddrinfo("127.0.0.1", 443) == first == original("127.0.0.1", 443)
+        assert calls[before:] == [("127.0.0.1", 443, 0, 0, 0, 0)]
+        assert r.stats().lookups == 0

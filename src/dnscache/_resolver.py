@@ -67,6 +67,10 @@ _NONAME = (socket.EAI_NONAME, "Name or service not known")
 # section 5 suggests a "failure recheck timer" of 30 s; we retry sooner because a
 # client library sees few names and an outage usually ends in seconds).
 STALE_RETRY = 5.0
+# Argument tuples already found not cacheable (IP literals above all) are
+# remembered, so such a call costs the original's time plus a dict lookup, not a
+# probe and a numeric check each time. Cleared when full.
+MAX_PASSTHROUGH = 1024
 
 
 @dataclass(frozen=True)
@@ -149,7 +153,9 @@ def _outcome(entry: Entry | None) -> str:
     return " ".join(ai.ip_strings(entry.addresses))
 
 
-_failed_hooks: set[int] = set()
+# Hooks that raised already, by id, holding the hook itself: while it is held its
+# id cannot be reused by another function (whose first failure must be loud too).
+_failed_hooks: dict[int, Callable[..., object]] = {}
 
 
 def _call_hook(hook: Callable[..., object] | None, *args: Any) -> None:
@@ -159,10 +165,12 @@ def _call_hook(hook: Callable[..., object] | None, *args: Any) -> None:
     try:
         hook(*args)
     except Exception:
-        if id(hook) in _failed_hooks:
+        if _failed_hooks.get(id(hook)) is hook:
             log.debug("dnscache: hook %r raised again; ignored", hook, exc_info=True)
         else:
-            _failed_hooks.add(id(hook))
+            if len(_failed_hooks) >= 256:  # bounded: forget, and log loudly once more
+                _failed_hooks.clear()
+            _failed_hooks[id(hook)] = hook
             log.exception("dnscache: hook %r raised; ignored", hook)
 
 
@@ -215,6 +223,7 @@ class Resolver:
         self._refreshes = 0
         self._refresh_failures = 0
         self._persisted_hits = 0
+        self._passthrough: dict[RawKey, None] = {}
         self._closed = False
         _live.add(self)
         self._tracer = _trace.get_tracer(self.config.trace)
@@ -321,7 +330,7 @@ class Resolver:
                 log.debug("dnscache: could not record a connect outcome", exc_info=True)
 
         return _connect.create_connection(
-            self._health_order(name, infos),
+            infos,  # already in health order: cached results are rebuilt when health changes
             timeout,
             source_address,
             all_errors=all_errors,
@@ -349,12 +358,6 @@ class Resolver:
                     if entry.host == name:
                         store.drop_views(entry)
 
-    def _health_order(self, name: str, infos: list[ai.AddrInfo]) -> list[ai.AddrInfo]:
-        records = self._health.records(name)
-        if not records:
-            return infos
-        return order_addrinfos(infos, records, self._clock(), self.config.failure_penalty)
-
     # --- everything else ---
 
     def _slow(
@@ -368,41 +371,21 @@ class Resolver:
         raw: RawKey | None,
     ) -> list[ai.AddrInfo]:
         original = self._original
-        if raw is None or self.config.disabled:
+        if raw is None or self.config.disabled or raw in self._passthrough:
             return original(host, port, family, type, proto, flags)
         view = self._store.front.get(raw)
-        if view is None:
-            # Arguments not seen before: decide whether they are cacheable at all.
-            if (
-                not isinstance(host, str | bytes)
-                or flags & socket.AI_NUMERICHOST
-                or family not in ai.CACHED_FAMILIES
-            ):
-                return original(host, port, family, type, proto, flags)
-            try:
-                encoded = encode_host(host)
-            except UnicodeError:
-                return original(host, port, family, type, proto, flags)
-            if not encoded or b"\0" in encoded:
-                return original(host, port, family, type, proto, flags)
-            try:
-                ai.probe_args(original, port, family, type, proto, flags)
-            except Exception:
-                return original(host, port, family, type, proto, flags)
-            if ai.is_numeric_host(original, encoded):
-                return original(host, port, family, type, proto, flags)
-            now = self._clock()
-            self._check_files(now)
-            keep_case = bool(flags & socket.AI_CANONNAME)
-            ekey: EntryKey = (
-                host_key(encoded, self._files.facts, keep_case=keep_case),
-                int(family),
-                ai.entry_flags(int(flags)),
-            )
-        else:
-            now = self._clock()
-            self._check_files(now)
+        now = self._clock()
+        self._check_files(now)
+        if view is not None:
             ekey = view.entry.key
+        else:
+            decided = self._key_for(host, port, family, type, proto, flags)
+            if decided is None:
+                if len(self._passthrough) >= MAX_PASSTHROUGH:
+                    self._passthrough.clear()
+                self._passthrough[raw] = None
+                return original(host, port, family, type, proto, flags)
+            ekey = decided
         entry = self._entry_for(ekey, now)
         if view is None or view.entry is not entry or now >= view.until:
             view = self._make_view(entry, port, type, proto, flags)
@@ -411,6 +394,40 @@ class Resolver:
         if view.result is not None:
             return view.result.copy()
         raise socket.gaierror(*view.error)  # type: ignore[misc]
+
+    def _key_for(
+        self, host: Any, port: Any, family: Any, type: Any, proto: Any, flags: Any
+    ) -> EntryKey | None:
+        """The entry key for arguments not seen before, or None: straight to the original.
+
+        None for what is never cached (anything but a str/bytes host, AI_NUMERICHOST,
+        other families, IP literals) and for whatever the original rejects (it then
+        raises its own exception). The literal check comes first: it costs one numeric
+        lookup and makes the argument probe pointless.
+        """
+        original = self._original
+        if (
+            not isinstance(host, str | bytes)
+            or flags & socket.AI_NUMERICHOST
+            or family not in ai.CACHED_FAMILIES
+        ):
+            return None
+        try:
+            encoded = encode_host(host)
+        except UnicodeError:
+            return None
+        if not encoded or b"\0" in encoded or ai.is_numeric_host(original, encoded):
+            return None
+        try:
+            ai.probe_args(original, port, family, type, proto, flags)
+        except Exception:
+            return None
+        keep_case = bool(flags & socket.AI_CANONNAME)
+        return (
+            host_key(encoded, self._files.facts, keep_case=keep_case),
+            int(family),
+            ai.entry_flags(int(flags)),
+        )
 
     def _make_view(self, entry: Entry, port: Any, type: Any, proto: Any, flags: Any) -> View:
         if entry.error is not None:
