@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
-from dnscache._dnsserver import DNSServer
+from dnscache._tools.dnsserver import DNSServer
 
 START_TIMEOUT = 30.0  # seconds: a spawned child re-imports everything, slowly on a busy box
 

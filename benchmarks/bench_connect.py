@@ -20,7 +20,7 @@ Rows, each one connect per round, the name's addresses being [127.0.0.3, 127.0.0
 * stdlib: ``socket.create_connection(("bh.test", P), timeout=T)``, the stdlib's own
   function (``dnscache.get_original``), with ``socket.getaddrinfo`` replaced for the
   call by a function returning the two addresses in that order, restored after;
-* Happy Eyeballs: ``dnscache._connect.create_connection(infos, timeout=T)`` over the
+* Happy Eyeballs: ``dnscache._connect.happy_eyeballs.create_connection(infos, timeout=T)`` over the
   same list, with the default delay;
 * patched, 1st and 2nd call: ``socket.create_connection(("bh.test", P), timeout=T)``
   inside a fresh ``dnscache.patched(hosts={"bh.test": [...]})`` per round. The first
@@ -201,11 +201,15 @@ def make_cases(timeout: float, delay: float) -> list[Case]:
     t, d = f"{timeout * 1e3:.0f} ms", f"{delay * 1e3:.0f} ms"
     return [
         Case("stdlib_bh", "stdlib socket.create_connection (sequential)", f"~T = {t}"),
-        Case("happy_bh", "dnscache._connect.create_connection (RFC 8305)", f"~delay = {d}"),
+        Case(
+            "happy_bh",
+            "dnscache happy_eyeballs.create_connection (RFC 8305)",
+            f"~delay = {d}",
+        ),
         Case("patched_1", "patched socket.create_connection, 1st call", f"~delay = {d}"),
         Case("patched_2", "patched socket.create_connection, 2nd call", "< 1 ms"),
         Case("stdlib_live", "sanity, both live: stdlib", "< 1 ms"),
-        Case("happy_live", "sanity, both live: dnscache._connect", "< 1 ms"),
+        Case("happy_live", "sanity, both live: dnscache._connect.happy_eyeballs", "< 1 ms"),
     ]
 
 

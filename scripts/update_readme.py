@@ -5,7 +5,7 @@ from __future__ import annotations
 import pathlib
 import re
 
-from dnscache._config import render_options_table
+from dnscache._core.config import render_options_table
 
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 

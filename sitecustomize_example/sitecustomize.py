@@ -10,7 +10,7 @@ import os
 
 if os.environ.get("PYTHONDNSCACHE"):
     try:
-        from dnscache._startup import activate
+        from dnscache._activation.startup import activate
     except ImportError:  # dnscache is not installed in this interpreter: stay out of the way
         pass
     else:

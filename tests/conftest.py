@@ -17,14 +17,14 @@ from collections.abc import Iterator
 import pytest
 
 import dnscache
-from dnscache._dnsserver import DNSServer
+from dnscache._tools.dnsserver import DNSServer
 
 # A run started with PYTHONDNSCACHE=1 has the cache installed by the .pth before
 # pytest starts: take it off, so "the originals" really are the originals.
 if dnscache.is_installed():
     dnscache.uninstall()
     while dnscache.is_installed():  # patched() layers cannot exist yet, but be exact
-        dnscache._patch._pop(dnscache._patch._layers[-1])
+        dnscache._activation.patch._pop(dnscache._activation.patch._layers[-1])
 
 ORIGINAL_GETADDRINFO = socket.getaddrinfo
 ORIGINAL_CREATE_CONNECTION = socket.create_connection
@@ -42,11 +42,11 @@ def _restore() -> list[str]:
     problems = []
     if dnscache.is_installed():
         problems.append("dnscache is still installed (install() or patched() not undone)")
-        layers = dnscache._patch._layers
+        layers = dnscache._activation.patch._layers
         while layers:
             layer = layers[-1]
             try:
-                dnscache._patch._pop(layer)
+                dnscache._activation.patch._pop(layer)
             except Warning:  # warnings are errors in this suite; finish the job by hand
                 if layer in layers:
                     layers.remove(layer)
@@ -82,7 +82,7 @@ def _no_leaks() -> Iterator[None]:
 
 @pytest.fixture
 def dns_server() -> Iterator[DNSServer]:
-    """A started loopback DNS server (``dnscache._dnsserver.DNSServer``), stopped afterwards."""
+    """A started loopback DNS server (``dnscache.testing.DNSServer``), stopped afterwards."""
     server = DNSServer(default_ttl=60).start()
     try:
         yield server

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import pytest
 
 import dnscache
-from dnscache._dnsserver import DNSServer
+from dnscache._tools.dnsserver import DNSServer
 
 NAME = "svc.test"
 GONE = "gone.test"

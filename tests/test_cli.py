@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from dnscache._dnsserver import DNSServer
-from dnscache._persist import PersistentStore
+from dnscache._sources.persist.store import PersistentStore
+from dnscache._tools.dnsserver import DNSServer
 
 TIMEOUT = 60
 

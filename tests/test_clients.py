@@ -51,7 +51,7 @@ import requests
 import urllib3
 
 import dnscache
-from dnscache._dnsserver import DNSServer
+from dnscache._tools.dnsserver import DNSServer
 
 NAME = "svc.test"
 REQUESTS = 20

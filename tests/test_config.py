@@ -14,7 +14,7 @@ import pytest
 
 import dnscache
 from dnscache import Config, ConfigWarning
-from dnscache._config import make_config, options_table, parse_env
+from dnscache._core.config import make_config, options_table, parse_env
 
 # --- defaults and immutability ---
 

@@ -36,9 +36,9 @@ import pytest
 
 import loopback
 import netns
-from dnscache import _connect
-from dnscache._addrinfo import AddrInfo
-from dnscache._connect import create_connection, interleave
+from dnscache._connect import happy_eyeballs as _connect
+from dnscache._connect.happy_eyeballs import create_connection, interleave
+from dnscache._core.addrinfo import AddrInfo
 
 AF4, AF6 = socket.AF_INET, socket.AF_INET6
 

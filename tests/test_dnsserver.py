@@ -23,7 +23,7 @@ import dns.rrset
 import pytest
 
 import netns
-from dnscache._dnsserver import DNSServer
+from dnscache._tools.dnsserver import DNSServer
 
 TIMEOUT = 2.0
 

@@ -21,7 +21,7 @@ import pytest
 
 import dnscache
 from dnscache import Resolver
-from dnscache._dnsserver import DNSServer
+from dnscache._tools.dnsserver import DNSServer
 
 # Python 3.12+ warns when forking a process that has threads; forking one is the point here.
 pytestmark = pytest.mark.filterwarnings(

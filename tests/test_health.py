@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dnscache._health import (
+from dnscache._connect.health import (
     AddressHealth,
     Record,
     is_penalised,

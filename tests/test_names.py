@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dnscache import _names
-from dnscache._names import (
+from dnscache._sources import sysfiles as _names
+from dnscache._sources.sysfiles import (
     CHECK_INTERVAL,
     SystemFacts,
     SystemFiles,

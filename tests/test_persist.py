@@ -29,8 +29,8 @@ from typing import Any
 import pytest
 
 import netns
-from dnscache import _persist
-from dnscache._persist import (
+from dnscache._sources.persist import store as _persist
+from dnscache._sources.persist.store import (
     DEFAULT_MAX_AGE,
     PersistentStore,
     Seen,
@@ -677,7 +677,7 @@ def test_many_threads(make_store: Callable[..., PersistentStore]) -> None:
 
 CHILD = r"""
 import os, sys, time
-from dnscache._persist import PersistentStore
+from dnscache._sources.persist.store import PersistentStore
 path, p, go = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 deadline = time.monotonic() + 30
 while not os.path.exists(go) and time.monotonic() < deadline:
@@ -780,7 +780,7 @@ def test_fork_child_gets_its_own_writer(
 
 NS_SCRIPT = r"""
 import json, logging, os, sys
-from dnscache._persist import PersistentStore
+from dnscache._sources.persist.store import PersistentStore
 
 class Keep(logging.Handler):
     def __init__(self):

@@ -39,8 +39,8 @@ import pytest
 
 import netns
 from dnscache import Resolver
-from dnscache._dnsserver import DNSServer
-from dnscache._persist import PersistentStore
+from dnscache._sources.persist.store import PersistentStore
+from dnscache._tools.dnsserver import DNSServer
 
 RESOLVE_TIMEOUT = 0.3
 SLACK = 0.5  # scheduling noise on top of a wait we expect
@@ -534,8 +534,8 @@ FULL_DISK = textwrap.dedent(
     import json, logging, os, socket, sys, threading
 
     from dnscache import Resolver
-    from dnscache._dnsserver import DNSServer
-    from dnscache._persist import PersistentStore
+    from dnscache._tools.dnsserver import DNSServer
+    from dnscache._sources.persist.store import PersistentStore
 
     class Keep(logging.Handler):
         def __init__(self):

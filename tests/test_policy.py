@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dnscache._policy import (
+from dnscache._core.policy import (
     FOREVER,
     Freshness,
     Lifetime,

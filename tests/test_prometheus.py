@@ -12,8 +12,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import dnscache
-from dnscache._dnsserver import DNSServer
-from dnscache._prometheus import DnscacheCollector, register
+from dnscache._tools.dnsserver import DNSServer
+from dnscache._tools.prometheus import DnscacheCollector, register
 
 FIELDS = [f.name for f in dataclasses.fields(dnscache.Stats)]
 
@@ -107,7 +107,7 @@ def test_default_registry() -> None:
 def test_importable_without_prometheus_client() -> None:
     code = (
         "import sys; sys.modules['prometheus_client'] = None\n"
-        "from dnscache._prometheus import DnscacheCollector\n"
+        "from dnscache._tools.prometheus import DnscacheCollector\n"
         "print(list(DnscacheCollector().collect()))\n"
     )
     proc = subprocess.run(

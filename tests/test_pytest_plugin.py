@@ -12,7 +12,7 @@ import pytest
 
 import dnscache
 from dnscache import testing
-from dnscache._dnsserver import DNSServer
+from dnscache._tools.dnsserver import DNSServer
 
 pytest_plugins = ["pytester"]
 

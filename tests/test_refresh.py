@@ -25,9 +25,9 @@ import pytest
 
 import dnscache
 from dnscache import Resolver
-from dnscache._dnsserver import DNSServer
-from dnscache._names import SystemFiles
-from dnscache._resolver import STALE_RETRY
+from dnscache._engine.resolver import STALE_RETRY
+from dnscache._sources.sysfiles import SystemFiles
+from dnscache._tools.dnsserver import DNSServer
 
 ORIGINAL_GETADDRINFO = dnscache.get_original("getaddrinfo")
 BACKGROUND_THREADS = ("dnscache-refresh", "dnscache-sweeper")
@@ -673,7 +673,7 @@ EXIT_CHILD = textwrap.dedent(
     import socket, time
 
     import dnscache
-    from dnscache._dnsserver import DNSServer
+    from dnscache._tools.dnsserver import DNSServer
 
     server = DNSServer().start()
     server.set("svc.test", a=["127.0.0.1"], aaaa=["::1"], ttl=1)

@@ -21,8 +21,8 @@ import pytest
 
 import dnscache
 from dnscache import Resolver, Stats
-from dnscache._dnsserver import DNSServer
-from dnscache._names import load_facts
+from dnscache._sources.sysfiles import load_facts
+from dnscache._tools.dnsserver import DNSServer
 
 ORIG = dnscache.get_original("getaddrinfo")
 AF4, AF6, UNSPEC = socket.AF_INET, socket.AF_INET6, socket.AF_UNSPEC

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 import dnscache
-from dnscache import _startup
-from dnscache._startup import PTH_LINE, activate
+from dnscache._activation import startup as _startup
+from dnscache._activation.startup import PTH_LINE, activate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,7 +35,7 @@ PROBE = textwrap.dedent(
             "ttl": r.config.ttl, "maxsize": r.config.maxsize, "hosts": dict(r.config.hosts),
         }
         if r is not None:
-            report["same_on_reactivate"] = dnscache._startup.activate() is r
+            report["same_on_reactivate"] = dnscache._activation.startup.activate() is r
     print(json.dumps(report))
     """
 )
@@ -211,7 +211,7 @@ def test_activate_never_raises_when_install_fails(
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("install blew up")
 
-    monkeypatch.setattr(dnscache._patch, "install", boom)
+    monkeypatch.setattr(dnscache._activation.patch, "install", boom)
     assert activate({"PYTHONDNSCACHE": "1"}) is None
     assert not dnscache.is_installed()
     err = capsys.readouterr().err.splitlines()
@@ -224,7 +224,7 @@ def test_activate_never_raises_when_config_fails(
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise ValueError("parse blew up")
 
-    monkeypatch.setattr(dnscache._config, "parse_env", boom)
+    monkeypatch.setattr(dnscache._core.config, "parse_env", boom)
     assert activate({"PYTHONDNSCACHE": "1"}) is None
     assert not dnscache.is_installed()
     assert len(capsys.readouterr().err.splitlines()) == 1

@@ -5,8 +5,8 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from dnscache._policy import lifetime
-from dnscache._store import MAX_VIEWS, Entry, EntryKey, Store, View
+from dnscache._cache.store import MAX_VIEWS, Entry, EntryKey, Store, View
+from dnscache._core.policy import lifetime
 
 AF4 = int(socket.AF_INET)
 

@@ -7,12 +7,12 @@ with :func:`patched`.
 
 from __future__ import annotations
 
-from ._config import Config, ConfigWarning
-from ._originals import get_original
-from ._patch import active_resolver, install, is_installed, patched, uninstall
-from ._prometheus import DnscacheCollector
-from ._prometheus import register as register_prometheus
-from ._resolver import Resolver, Stats
+from ._activation.patch import active_resolver, install, is_installed, patched, uninstall
+from ._core.config import Config, ConfigWarning
+from ._engine.resolver import Resolver, Stats
+from ._sources.originals import get_original
+from ._tools.prometheus import DnscacheCollector
+from ._tools.prometheus import register as register_prometheus
 
 __version__ = "0.1.0"
 

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from ._config import Config
-    from ._resolver import Resolver
+    from ._core.config import Config
+    from ._engine.resolver import Resolver
 
 MARKER = "dnscache"
 
@@ -42,7 +42,7 @@ def _marker_config(node: pytest.Item) -> Config | None:
     markers = list(node.iter_markers(MARKER))  # closest first
     if not markers:
         return None
-    from ._config import Config
+    from ._core.config import Config
 
     config = Config()
     for mark in reversed(markers):  # farthest first, so closer options win
@@ -62,7 +62,7 @@ def _marker_config(node: pytest.Item) -> Config | None:
 
 
 def _patched(node: pytest.Item) -> Any:
-    from ._patch import patched
+    from ._activation.patch import patched
 
     return patched(_marker_config(node))
 

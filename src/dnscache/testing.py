@@ -18,9 +18,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from ._dnsserver import DNSServer
-from ._patch import patched
-from ._resolver import Resolver
+from ._activation.patch import patched
+from ._engine.resolver import Resolver
+from ._tools.dnsserver import DNSServer
 
 __all__ = ["DNSServer", "fake_hosts"]
 

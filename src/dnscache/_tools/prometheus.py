@@ -22,7 +22,7 @@ import dataclasses
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ._resolver import Resolver, Stats
+from .._engine.resolver import Resolver, Stats
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -57,7 +57,7 @@ class DnscacheCollector:
     def _current(self) -> Resolver | None:
         if self._resolver is not None:
             return self._resolver
-        from ._patch import active_resolver
+        from .._activation.patch import active_resolver
 
         return active_resolver()
 

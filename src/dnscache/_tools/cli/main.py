@@ -39,11 +39,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 if TYPE_CHECKING:
-    from ._config import Config
-    from ._dnsserver import DNSServer
-    from ._persist import PersistentStore
-    from ._resolver import Resolver, Stats
-    from ._store import Entry
+    from ..._cache.store import Entry
+    from ..._core.config import Config
+    from ..._engine.resolver import Resolver, Stats
+    from ..._sources.persist.store import PersistentStore
+    from ..._tools.dnsserver import DNSServer
 
 PROG = "dnscache"
 
@@ -182,7 +182,7 @@ class Progress:
 
 @contextlib.contextmanager
 def _demo_server(delay_ms: float) -> Iterator[DNSServer]:
-    from ._dnsserver import DNSServer
+    from ..._tools.dnsserver import DNSServer
 
     server = DNSServer("127.0.0.1", default_ttl=DEMO_TTL)
     for name, (a, aaaa) in DEMO_NAMES.items():
@@ -318,7 +318,7 @@ _FAMILIES = {"4": socket.AF_INET, "6": socket.AF_INET6}
 
 def _env_config(backend: str | None = None, nameservers: Sequence[str] = ()) -> Config:
     """Config.from_env() with problems printed as one line each, plus command-line overrides."""
-    from ._config import parse_env
+    from ..._core.config import parse_env
 
     config, problems = parse_env()
     for problem in problems:
@@ -338,7 +338,7 @@ def _env_config(backend: str | None = None, nameservers: Sequence[str] = ()) -> 
 
 def _entry_for(resolver: Resolver, host: str, family: int) -> Entry | None:
     """The cache entry a lookup of ``host`` in ``family`` just used, if any."""
-    from ._names import encode_host
+    from ..._sources.sysfiles import encode_host
 
     try:
         bare = encode_host(host).lower().rstrip(b".")
@@ -365,7 +365,7 @@ def _source(before: Stats, after: Stats, entry: Entry | None) -> str:
 
 
 def cmd_lookup(args: argparse.Namespace) -> int:
-    from ._resolver import Resolver
+    from ..._engine.resolver import Resolver
 
     config = _env_config(args.backend, args.nameserver or ())
     family = _FAMILIES.get(args.family or "", socket.AF_UNSPEC)
@@ -445,7 +445,7 @@ def _is_callable_type(tp: Any) -> bool:
 
 def run_fields() -> list[dataclasses.Field[Any]]:
     """The Config fields ``run`` offers as options: all but the hooks (callables)."""
-    from ._config import Config
+    from ..._core.config import Config
 
     try:
         hints = typing.get_type_hints(Config)
@@ -468,7 +468,7 @@ def _option(field_name: str) -> str:
 
 def _run_env(args: argparse.Namespace) -> dict[str, str]:
     """The child's environment: ours, PYTHONDNSCACHE=1 and one variable per option given."""
-    from ._config import ENV_PREFIX, Config, env_name
+    from ..._core.config import ENV_PREFIX, Config, env_name
 
     env = dict(os.environ)
     env[ENV_PREFIX] = "1"
@@ -514,8 +514,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cache_path(path: str | None, environ: Mapping[str, str] | None = None) -> str:
     """--path, else PYTHONDNSCACHE_PERSIST (a path, or a switch meaning the default path)."""
-    from ._config import env_flag
-    from ._persist import default_path
+    from ..._core.config import env_flag
+    from ..._sources.persist.store import default_path
 
     if path:
         return path
@@ -561,7 +561,7 @@ def _check_cache_file(path: str) -> None:
 
 @contextlib.contextmanager
 def _open_store(path: str, max_age: float | None) -> Iterator[PersistentStore]:
-    from ._persist import DEFAULT_MAX_AGE, PersistentStore
+    from ..._sources.persist.store import DEFAULT_MAX_AGE, PersistentStore
 
     store = PersistentStore(path, max_age=DEFAULT_MAX_AGE if max_age is None else max_age)
     try:
@@ -613,8 +613,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from ._originals import get_original
-    from ._resolver import Resolver
+    from ..._engine.resolver import Resolver
+    from ..._sources.originals import get_original
 
     count, names = args.count, list(DEMO_NAMES)[: args.names]
     progress = Progress()
@@ -718,9 +718,9 @@ def _show(value: Any) -> str:
 def cmd_doctor(args: argparse.Namespace) -> int:
     import dnscache
 
-    from ._config import ENV_PREFIX, env_flag, env_name, parse_env
-    from ._names import load_facts
-    from ._startup import PTH_LINE
+    from ..._activation.startup import PTH_LINE
+    from ..._core.config import ENV_PREFIX, env_flag, env_name, parse_env
+    from ..._sources.sysfiles import load_facts
 
     print(f"{PROG} {dnscache.__version__} on Python {sys.version.split()[0]} ({sys.executable})")
 
@@ -850,7 +850,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="A faithful, cached socket.getaddrinfo: try it, check it, run with it.",
         epilog=f"Start with '{PROG} demo'. Every command has --help.",
     )
-    from . import __version__
+    from ... import __version__
 
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command_name", metavar="COMMAND", required=True)
@@ -906,7 +906,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for f in run_fields():
         doc = str(f.metadata.get("doc", "")).replace("%", "%%")
-        from ._config import env_name
+        from ..._core.config import env_name
 
         p.add_argument(
             _option(f.name),

@@ -24,9 +24,9 @@ from typing import Any, TypeVar
 
 import wrapt
 
-from . import _adapters
-from ._config import Config, make_config
-from ._resolver import Resolver
+from .._activation import adapters as _adapters
+from .._core.config import Config, make_config
+from .._engine.resolver import Resolver
 
 F = TypeVar("F", bound=Callable[..., Any])
 _lock = threading.RLock()

@@ -10,7 +10,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._resolver import Resolver
+    from .._engine.resolver import Resolver
 
 
 def asyncio_getaddrinfo(resolver: Resolver) -> Any:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ._addrinfo import Address, GetAddrInfo, addresses_of, canonname_of
+from .._core.addrinfo import Address, GetAddrInfo, addresses_of, canonname_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +136,7 @@ class DnspythonBackend:
         self._dns_resolver_mod = dns.resolver
         self._fallback = fallback
         self._hosts_names = hosts_names
-        from ._config import split_nameserver
+        from .._core.config import split_nameserver
 
         resolver = dns.resolver.Resolver(configure=not nameservers)
         if nameservers:

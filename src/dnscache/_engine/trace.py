@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._resolver import Resolver
+    from .._engine.resolver import Resolver
 
 log = logging.getLogger("dnscache")
 _warned = False
@@ -34,7 +34,7 @@ def get_tracer(enabled: bool) -> Any:
             _warned = True
             log.warning("dnscache: trace=True but opentelemetry-api is not installed; no spans")
         return None
-    from . import __version__
+    from .. import __version__
 
     return trace.get_tracer("dnscache", __version__)
 

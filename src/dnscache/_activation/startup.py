@@ -16,11 +16,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._resolver import Resolver
+    from .._engine.resolver import Resolver
 
 PTH_LINE = (
     "import os; os.environ.get('PYTHONDNSCACHE') and "
-    "__import__('dnscache._startup', fromlist=['activate']).activate()"
+    "__import__('dnscache._activation.startup', fromlist=['activate']).activate()"
 )
 
 
@@ -42,15 +42,15 @@ def activate(environ: Mapping[str, str] | None = None) -> Resolver | None:
     """
     global _activated
     if _activated and environ is None:
-        from ._patch import active_resolver
+        from .._activation.patch import active_resolver
 
         return active_resolver()
     if environ is None:
         _activated = True
     env = os.environ if environ is None else environ
     try:
-        from ._config import env_flag, parse_env
-        from ._patch import install, is_installed
+        from .._activation.patch import install, is_installed
+        from .._core.config import env_flag, parse_env
 
         raw = env.get("PYTHONDNSCACHE")
         enabled = env_flag(raw)
@@ -67,7 +67,7 @@ def activate(environ: Mapping[str, str] | None = None) -> Resolver | None:
         for problem in problems:
             _say(problem)
         if is_installed():
-            from ._patch import active_resolver
+            from .._activation.patch import active_resolver
 
             return active_resolver()
         return install(config)

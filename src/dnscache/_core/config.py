@@ -91,7 +91,7 @@ def _parse_persist(text: str) -> str | None:
     if flag is False:
         return None
     if flag is True:
-        from ._persist import default_path
+        from .._sources.persist.store import default_path
 
         return default_path()
     return text

@@ -70,7 +70,7 @@ from collections.abc import Callable, Sequence
 from itertools import chain, zip_longest
 from typing import Any, Protocol, cast
 
-from ._addrinfo import AddrInfo
+from .._core.addrinfo import AddrInfo
 
 _GLOBAL_DEFAULT_TIMEOUT: Any = socket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defined]
 

@@ -36,8 +36,8 @@ from typing import Any
 
 import cachetools
 
-from ._addrinfo import Address, AddrInfo
-from ._policy import Lifetime
+from .._core.addrinfo import Address, AddrInfo
+from .._core.policy import Lifetime
 
 EntryKey = tuple[bytes, int, int]  # (host key, family, entry flags)
 RawKey = tuple[Any, ...]  # the caller's arguments, type-tagged (see Resolver)

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ._addrinfo import Address, AddrInfo
+from .._core.addrinfo import Address, AddrInfo
 
 # One entry per host name that is connected to; 10,000 names is far more than a
 # process talks to (a crawler being the exception that the LRU serves), and at a

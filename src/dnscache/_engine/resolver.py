@@ -29,15 +29,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from . import _addrinfo as ai
-from . import _connect, _trace
-from ._backends import Answer, Backend, DnspythonBackend, SystemBackend
-from ._config import Config, make_config
-from ._health import AddressHealth, order_addrinfos, order_expires_at
-from ._names import SystemFiles, bare, encode_host, host_key
-from ._originals import get_original
-from ._persist import PersistentStore, fallback_order, merge_order
-from ._policy import (
+from .._cache.store import Entry, EntryKey, Flight, RawKey, Store, View
+from .._connect import happy_eyeballs as _connect
+from .._connect.health import AddressHealth, order_addrinfos, order_expires_at
+from .._core import addrinfo as ai
+from .._core.config import Config, make_config
+from .._core.policy import (
     Freshness,
     Lifetime,
     clamp_ttl,
@@ -45,8 +42,12 @@ from ._policy import (
     negative_lifetime,
     permanent_lifetime,
 )
-from ._refresh import Background
-from ._store import Entry, EntryKey, Flight, RawKey, Store, View
+from .._engine import trace as _trace
+from .._engine.background import Background
+from .._sources.backends import Answer, Backend, DnspythonBackend, SystemBackend
+from .._sources.originals import get_original
+from .._sources.persist.store import PersistentStore, fallback_order, merge_order
+from .._sources.sysfiles import SystemFiles, bare, encode_host, host_key
 
 log = logging.getLogger("dnscache")
 
