@@ -8,18 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from dnscache._sources import sysfiles as _names
-from dnscache._sources.sysfiles import (
-    CHECK_INTERVAL,
+from dnscache._core.names import (
     SystemFacts,
-    SystemFiles,
     encode_host,
     host_key,
-    load_facts,
     parse_hosts_names,
     parse_nsswitch_plain,
     parse_resolv_conf,
 )
+from dnscache._sources import sysfiles as _names
+from dnscache._sources.sysfiles import CHECK_INTERVAL, SystemFiles, load_facts
 
 
 def facts(

@@ -34,6 +34,7 @@ from .._connect import happy_eyeballs as _connect
 from .._connect.health import AddressHealth, order_addrinfos, order_expires_at
 from .._core import addrinfo as ai
 from .._core.config import Config, make_config
+from .._core.names import bare, encode_host, host_key
 from .._core.policy import (
     Freshness,
     Lifetime,
@@ -44,10 +45,12 @@ from .._core.policy import (
 )
 from .._engine import trace as _trace
 from .._engine.background import Background
-from .._sources.backends import Answer, Backend, DnspythonBackend, SystemBackend
+from .._sources.answer import Answer, Backend
+from .._sources.dnspython import DnspythonBackend
 from .._sources.originals import get_original
 from .._sources.persist.store import PersistentStore, fallback_order, merge_order
-from .._sources.sysfiles import SystemFiles, bare, encode_host, host_key
+from .._sources.sysfiles import SystemFiles
+from .._sources.system import SystemBackend
 
 log = logging.getLogger("dnscache")
 

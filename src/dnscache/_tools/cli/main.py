@@ -338,7 +338,7 @@ def _env_config(backend: str | None = None, nameservers: Sequence[str] = ()) -> 
 
 def _entry_for(resolver: Resolver, host: str, family: int) -> Entry | None:
     """The cache entry a lookup of ``host`` in ``family`` just used, if any."""
-    from ..._sources.sysfiles import encode_host
+    from ..._core.names import encode_host
 
     try:
         bare = encode_host(host).lower().rstrip(b".")

@@ -1,10 +1,4 @@
-"""Where answers come from: the system resolver (the saved original getaddrinfo), or dnspython.
-
-A backend turns (host key, family, entry flags) into an :class:`Answer` (the
-addresses in the resolver's order, the canonical name and, when the backend
-knows it, the record TTL) or raises ``socket.gaierror`` exactly as the system's
-``getaddrinfo`` would for that name.
-"""
+"""The dnspython backend: a stub resolver with real record TTLs."""
 
 from __future__ import annotations
 
@@ -13,49 +7,10 @@ import ipaddress
 import socket
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from .._core.addrinfo import Address, GetAddrInfo, addresses_of, canonname_of
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    addresses: tuple[Address, ...]
-    canonname: str
-    ttl: float | None  # None: the backend cannot tell (the system resolver)
-
-
-class Backend(Protocol):
-    def resolve(self, host: bytes, family: int, flags: int) -> Answer: ...
-
-    def close(self) -> None: ...
-
-    def after_fork_in_child(self) -> None: ...
-
-
-class SystemBackend:
-    """The platform resolver, through the ``getaddrinfo`` dnscache replaced.
-
-    glibc reads /etc/hosts, resolv.conf and nsswitch itself; we only remember
-    what it said. It reports no TTL, so answers live for ``Config.ttl``.
-    """
-
-    def __init__(self, original: GetAddrInfo) -> None:
-        self._original = original
-
-    def resolve(self, host: bytes, family: int, flags: int) -> Answer:
-        result = self._original(host, None, family, socket.SOCK_STREAM, 0, flags)
-        return Answer(addresses_of(result), canonname_of(result), None)
-
-    def close(self) -> None:
-        pass
-
-    def after_fork_in_child(self) -> None:
-        pass
-
-
-# --- dnspython ---------------------------------------------------------------
+from .._core.addrinfo import Address
+from .answer import Answer, Backend
 
 _EAI_NODATA = getattr(socket, "EAI_NODATA", socket.EAI_NONAME)
 NONAME = (socket.EAI_NONAME, "Name or service not known")

@@ -1,0 +1,29 @@
+"""Where answers come from: the system resolver (the saved original getaddrinfo), or dnspython.
+
+A backend turns (host key, family, entry flags) into an :class:`Answer` (the
+addresses in the resolver's order, the canonical name and, when the backend
+knows it, the record TTL) or raises ``socket.gaierror`` exactly as the system's
+``getaddrinfo`` would for that name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from .._core.addrinfo import Address
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    addresses: tuple[Address, ...]
+    canonname: str
+    ttl: float | None  # None: the backend cannot tell (the system resolver)
+
+
+class Backend(Protocol):
+    def resolve(self, host: bytes, family: int, flags: int) -> Answer: ...
+
+    def close(self) -> None: ...
+
+    def after_fork_in_child(self) -> None: ...
