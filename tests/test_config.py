@@ -333,10 +333,10 @@ def test_options_table_first_rows() -> None:
         ("ttl", "PYTHONDNSCACHE_TTL", "60.0"),
         ("negative_ttl", "PYTHONDNSCACHE_NEGATIVE_TTL", "1.0"),
         ("maxsize", "PYTHONDNSCACHE_MAXSIZE", "10000"),
+        ("max_views", "PYTHONDNSCACHE_MAX_VIEWS", "20000"),
         ("disabled", "PYTHONDNSCACHE_DISABLED", "False"),
         ("hosts", "PYTHONDNSCACHE_HOSTS", "{}"),
         ("on_cache_miss", "PYTHONDNSCACHE_ON_CACHE_MISS", "None"),
-        ("on_change", "PYTHONDNSCACHE_ON_CHANGE", "None"),
     ]
 
 

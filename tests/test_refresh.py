@@ -25,12 +25,12 @@ import pytest
 
 import dnscache
 from dnscache import Resolver
-from dnscache._engine.resolver import STALE_RETRY
+from dnscache._engine.lookup import STALE_RETRY
 from dnscache._sources.sysfiles import SystemFiles
 from dnscache._tools.dnsserver import DNSServer
 
 ORIGINAL_GETADDRINFO = dnscache.get_original("getaddrinfo")
-BACKGROUND_THREADS = ("dnscache-refresh", "dnscache-sweeper")
+BACKGROUND_THREADS = ("dnscache-refresh",)
 V4 = socket.AF_INET
 
 
@@ -263,11 +263,13 @@ def test_expired_answer_served_while_upstream_fails_retried_every_stale_retry(
     assert resolver.lookup("svc.test", V4) == ["127.0.0.1"]
     assert server.queries("svc.test", "A") == 3
 
-    # The upstream comes back with a new answer: the next try after STALE_RETRY takes it.
+    # The upstream comes back with a new answer: the next try after STALE_RETRY takes it,
+    # in the background (the upstream is known to be failing: no caller waits for it).
     server.set("svc.test", a=["127.0.0.2"], ttl=10)
     clock.advance(STALE_RETRY)
-    assert resolver.lookup("svc.test", V4) == ["127.0.0.2"]
-    assert resolver.stats().stale_hits == 23
+    assert resolver.lookup("svc.test", V4) == ["127.0.0.1"]
+    assert wait_for(lambda: resolver.lookup("svc.test", V4) == ["127.0.0.2"])
+    assert server.queries("svc.test", "A") == 4
 
 
 def test_failed_refresh_keeps_the_answer_and_waits_before_retrying(
@@ -502,22 +504,24 @@ def test_errors_map_as_glibc_maps_them(
 # --- housekeeping ----------------------------------------------------------------------------
 
 
-def test_sweeper_drops_entries_past_their_stale_window(
+def test_entries_past_their_stale_window_are_dropped_without_a_sweeper(
     server: DNSServer, clock: FakeClock, make_resolver: Callable[..., Resolver]
 ) -> None:
+    # Expiry comes from cachetools' TLRUCache on the write path: no thread runs for it.
     server.set("short.test", a=["127.0.0.1"], ttl=10)
     server.set("long.test", a=["127.0.0.1"], ttl=100)
-    resolver = make_resolver(stale_ttl=5, cleanup_interval=0.02)
+    server.set("other.test", a=["127.0.0.1"], ttl=100)
+    resolver = make_resolver(stale_ttl=5, cleanup_interval=0.02, refresh=False)
     resolver.lookup("short.test", V4)
     resolver.lookup("long.test", V4)
 
     clock.advance(14)  # short.test is stale, still servable
-    time.sleep(0.1)  # several sweeps
     assert {e.name for e in resolver.entries()} == {"short.test", "long.test"}
     clock.advance(2)  # past short.test's stale window
-    assert wait_for(lambda: {e.name for e in resolver.entries()} == {"long.test"})
-    sweepers = [t for t in resolver.background_threads() if t.name == "dnscache-sweeper"]
-    assert len(sweepers) == 1 and sweepers[0].daemon
+    assert {e.name for e in resolver.entries()} == {"long.test"}
+    resolver.lookup("other.test", V4)  # a write: the cache drops what expired
+    assert resolver.stats().entries == 2
+    assert resolver.background_threads() == []
 
     # Gone means gone: the next call asks the server again.
     resolver.lookup("short.test", V4)
@@ -559,8 +563,9 @@ def test_system_file_change_drops_entries(
     server.set("svc.test", a=["127.0.0.1"], ttl=100)
     for n in (1, 2):
         server.set(f"new{n}.test", a=["127.0.0.1"], ttl=100)
-    resolver = make_resolver()
-    resolver._files = SystemFiles(paths=[str(tmp_path / name) for name in files], clock=clock)
+    resolver = make_resolver(
+        _files=SystemFiles(paths=[str(tmp_path / name) for name in files], clock=clock)
+    )
     resolver.lookup("svc.test", V4)
 
     server.set("svc.test", a=["127.0.0.2"], ttl=100)

@@ -83,10 +83,10 @@ def make() -> Iterator[Make]:
     made: list[Resolver] = []
 
     def factory(*args: Any, **options: Any) -> tuple[Resolver, CountingBackend]:
-        resolver = Resolver(*args, **options)
+        resolver = Resolver(*args, _wrap_backend=CountingBackend, **options)
         made.append(resolver)
-        backend = CountingBackend(resolver._backend)
-        resolver._backend = backend
+        backend = resolver._backend
+        assert isinstance(backend, CountingBackend)
         return resolver, backend
 
     yield factory
@@ -823,9 +823,9 @@ def test_stats(make: Make) -> None:
 
 
 def test_context_manager_closes(make: Make) -> None:
-    with Resolver() as r:
-        backend = CountingBackend(r._backend)
-        r._backend = backend
+    with Resolver(_wrap_backend=CountingBackend) as r:
+        backend = r._backend
+        assert isinstance(backend, CountingBackend)
         assert r.getaddrinfo("localhost", 80) == ORIG("localhost", 80)
     assert backend.closed == 1
     assert not any(t.is_alive() for t in r.background_threads())
@@ -852,8 +852,7 @@ def test_a_repeated_literal_costs_one_call_of_the_original() -> None:
         calls.append(args)
         return original(*args)
 
-    with dnscache.Resolver() as r:
-        r._original = counting
+    with dnscache.Resolver(_original=counting) as r:
         first = r.getaddrinfo("127.0.0.1", 443)
         before = len(calls)
         assert r.getaddrinfo("127.0.0.1", 443) == first == original("127.0.0.1", 443)

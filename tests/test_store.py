@@ -1,11 +1,12 @@
-"""The store on its own: LRU with the read buffer, bounded views, single-flight bookkeeping."""
+"""The store on its own: TLRU with the read buffer, bounded views, host index, flights."""
 
 from __future__ import annotations
 
 import socket
 from typing import Any
 
-from dnscache._cache.store import MAX_VIEWS, Entry, EntryKey, Store, View
+from dnscache._cache.entries import Entry, EntryKey, Flight, View
+from dnscache._cache.store import MAX_VIEWS, Store
 from dnscache._core.policy import lifetime
 
 AF4 = int(socket.AF_INET)
@@ -21,8 +22,20 @@ def entry(name: str, *ips: str, now: float = 0.0, ttl: float = 60.0) -> Entry:
 
 
 def raw(name: str, port: Any = 80) -> tuple[Any, ...]:
-    """A raw key as the resolver builds it (host, port, port class, family, type, proto, flags)."""
-    return (name, port, type(port), 0, 0, 0, 0)
+    """A raw key as the hit path builds it (host, its class, port, its class, ints)."""
+    return (name, str, port, type(port), 0, 0, 0, 0)
+
+
+class Clock:
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(maxsize: int = 5, max_views: int = 1000, clock: Clock | None = None) -> Store:
+    return Store(maxsize, max_views, clock or Clock())
 
 
 def view(e: Entry) -> View:
@@ -42,7 +55,7 @@ def names(store: Store) -> set[str]:
 
 
 def test_put_get_len() -> None:
-    store = Store(10)
+    store = make(10)
     a = entry("a.test")
     assert store.put(a) is a
     assert store.get(a.key) is a
@@ -52,7 +65,7 @@ def test_put_get_len() -> None:
 
 
 def test_lru_evicts_least_recently_inserted() -> None:
-    store = Store(2)
+    store = make(2)
     for name in ("a", "b", "c"):
         store.put(entry(name))
     assert names(store) == {"b", "c"}
@@ -60,7 +73,7 @@ def test_lru_evicts_least_recently_inserted() -> None:
 
 
 def test_get_is_a_use() -> None:
-    store = Store(2)
+    store = make(2)
     store.put(entry("a"))
     store.put(entry("b"))
     store.get(ekey("a"))
@@ -71,7 +84,7 @@ def test_get_is_a_use() -> None:
 
 def test_read_buffer_counts_as_a_use() -> None:
     # The hit path records reads without the lock; the next insert replays them.
-    store = Store(2)
+    store = make(2)
     store.put(entry("a"))
     store.put(entry("b"))
     store.reads.append(ekey("a"))
@@ -82,7 +95,7 @@ def test_read_buffer_counts_as_a_use() -> None:
 
 
 def test_read_buffer_order_is_kept() -> None:
-    store = Store(3)
+    store = make(3)
     for name in ("a", "b", "c"):
         store.put(entry(name))
     for name in ("c", "a", "b"):  # least recent is now c
@@ -92,7 +105,7 @@ def test_read_buffer_order_is_kept() -> None:
 
 
 def test_reads_of_unknown_keys_are_ignored() -> None:
-    store = Store(2)
+    store = make(2)
     store.put(entry("a"))
     store.reads.append(ekey("gone"))
     store.reads.append(ekey("a"))
@@ -102,7 +115,7 @@ def test_reads_of_unknown_keys_are_ignored() -> None:
 
 
 def test_clear_counts_no_evictions() -> None:
-    store = Store(2)
+    store = make(2)
     a = entry("a")
     store.put(a)
     publish(store, a, raw("a"))
@@ -119,7 +132,7 @@ def test_clear_counts_no_evictions() -> None:
 
 
 def test_remove() -> None:
-    store = Store(5)
+    store = make(5)
     a, b = entry("a"), entry("b")
     store.put(a)
     store.put(b)
@@ -136,7 +149,7 @@ def test_remove() -> None:
 
 
 def test_add_view_publishes_for_the_hit_path() -> None:
-    store = Store(5)
+    store = make(5)
     a = entry("a")
     store.put(a)
     v = view(a)
@@ -146,7 +159,7 @@ def test_add_view_publishes_for_the_hit_path() -> None:
 
 
 def test_add_view_of_an_entry_not_stored_is_ignored() -> None:
-    store = Store(5)
+    store = make(5)
     a = entry("a")
     store.add_view(raw("a"), view(a))
     assert store.front == {}
@@ -158,7 +171,7 @@ def test_add_view_of_an_entry_not_stored_is_ignored() -> None:
 
 
 def test_add_view_twice_is_one_view() -> None:
-    store = Store(5)
+    store = make(5)
     a = entry("a")
     store.put(a)
     store.add_view(raw("a"), view(a))
@@ -168,7 +181,7 @@ def test_add_view_twice_is_one_view() -> None:
 
 
 def test_views_are_bounded_per_entry_oldest_first() -> None:
-    store = Store(5)
+    store = make(5)
     a, b = entry("a"), entry("b")
     store.put(a)
     store.put(b)
@@ -182,7 +195,7 @@ def test_views_are_bounded_per_entry_oldest_first() -> None:
 
 
 def test_views_dropped_on_eviction() -> None:
-    store = Store(2)
+    store = make(2)
     a, b = entry("a"), entry("b")
     store.put(a)
     store.put(b)
@@ -195,7 +208,7 @@ def test_views_dropped_on_eviction() -> None:
 
 
 def test_replacement_with_a_different_answer_drops_views() -> None:
-    store = Store(5)
+    store = make(5)
     old = entry("a", "127.0.0.1")
     store.put(old)
     publish(store, old, raw("a", 80), raw("a", 443))
@@ -207,7 +220,7 @@ def test_replacement_with_a_different_answer_drops_views() -> None:
 
 
 def test_renewal_with_the_same_answer_keeps_views() -> None:
-    store = Store(5)
+    store = make(5)
     old = entry("a", "127.0.0.1", now=0.0, ttl=60.0)
     store.put(old)
     publish(store, old, raw("a", 80), raw("a", 443))
@@ -222,7 +235,7 @@ def test_renewal_with_the_same_answer_keeps_views() -> None:
 
 
 def test_negative_entries_renew_too() -> None:
-    store = Store(5)
+    store = make(5)
     error = (socket.EAI_NONAME, "Name or service not known")
     first = Entry(ekey("nx"), "nx", (), "", error, lifetime(0.0, 1.0), "upstream")
     store.put(first)
@@ -235,41 +248,135 @@ def test_negative_entries_renew_too() -> None:
 # --- single flight ---
 
 
-def test_flights() -> None:
-    store = Store(5)
+def test_flights_register_and_finish() -> None:
+    store = make()
     k = ekey("a")
-    flight, leader = store.begin(k)
-    assert leader
-    again, leader2 = store.begin(k)
-    assert again is flight and not leader2
+    assert store.flight(k) is None
+    flight = Flight(deadline=10.0, started=0.0)
+    store.begin(k, flight)
+    assert store.flight(k) is flight
     assert store.in_flight() == 1
-    other, leader3 = store.begin(ekey("b"))
-    assert leader3 and other is not flight
-
     a = entry("a")
-    assert store.end(k, flight, a) is a
+    assert store.finish(k, flight, a) is a
     assert flight.entry is a
     assert store.get(k) is a
-    assert store.in_flight() == 1
-
-    nxt, leader4 = store.begin(k)
-    assert leader4 and nxt is not flight
+    assert store.flight(k) is None
 
 
-def test_flight_ended_empty_stores_nothing() -> None:
-    store = Store(5)
+def test_flight_finished_empty_stores_nothing() -> None:
+    store = make()
     k = ekey("a")
-    flight, _ = store.begin(k)
-    assert store.end(k, flight, None) is None
+    flight = Flight(deadline=10.0, started=0.0)
+    store.begin(k, flight)
+    assert store.finish(k, flight, None) is None
     assert flight.entry is None
     assert len(store) == 0
     assert store.in_flight() == 0
 
 
-def test_flight_end_renews_the_stored_entry() -> None:
-    store = Store(5)
+def test_flight_finish_renews_the_stored_entry() -> None:
+    store = make()
     old = entry("a", now=0.0)
     store.put(old)
-    flight, _ = store.begin(old.key)
-    assert store.end(old.key, flight, entry("a", now=30.0)) is old
+    flight = Flight(deadline=10.0, started=0.0)
+    store.begin(old.key, flight)
+    assert store.finish(old.key, flight, entry("a", now=30.0)) is old
     assert flight.entry is old
+
+
+def test_a_finished_flight_left_registered_counts_as_none() -> None:
+    # A leader interrupted between ending its flight and unregistering it must not
+    # leave the key blocked: the registry ignores (and drops) finished flights.
+    store = make()
+    k = ekey("a")
+    flight = Flight(deadline=10.0, started=0.0)
+    store.begin(k, flight)
+    flight.finish()
+    assert store.flight(k) is None
+    assert store.in_flight() == 0
+
+
+def test_the_event_exists_only_for_waiters() -> None:
+    flight = Flight(deadline=10.0, started=0.0)
+    event = flight.waiter_event()
+    assert event is not None and flight.waiter_event() is event
+    assert flight.finish() is event
+    assert flight.waiter_event() is None  # ended: nothing to wait for
+    unwaited = Flight(deadline=10.0, started=0.0)
+    assert unwaited.finish() is None
+
+
+# --- expiry (cachetools TLRUCache) ---
+
+
+def test_entries_expire_at_the_end_of_their_stale_window() -> None:
+    clock = Clock()
+    store = make(clock=clock)
+    a = entry("a", ttl=10.0)  # no stale window: stale_until == expires == 10
+    store.put(a)
+    publish(store, a, raw("a"))
+    clock.now = 9.9
+    assert store.get(a.key) is a
+    clock.now = 10.0
+    assert store.get(a.key) is None
+    store.put(entry("b", now=10.0))  # a write: the cache drops what expired, and its views
+    assert names(store) == {"b"}
+    assert raw("a") not in store.front
+    assert store.evictions == 0  # expiry is not eviction
+    assert store.of_host(b"a") == []
+
+
+def test_an_answer_already_past_its_window_is_not_kept() -> None:
+    clock = Clock(100.0)
+    store = make(clock=clock)
+    store.put(entry("a", now=0.0, ttl=10.0))
+    assert len(store) == 0
+    assert store.of_host(b"a") == []
+
+
+# --- the host index ---
+
+
+def test_of_host_finds_every_family_and_spelling_of_a_host() -> None:
+    store = make(3)
+    v4 = Entry((b"svc.test", 2, 0), "svc.test", (), "", None, lifetime(0.0, 60.0), "upstream")
+    dot = Entry((b"SVC.test.", 0, 0), "SVC.test.", (), "", None, lifetime(0.0, 60.0), "upstream")
+    other = entry("other.test")
+    for e in (v4, dot, other):
+        store.put(e)
+    assert {e.key for e in store.of_host(b"svc.test")} == {v4.key, dot.key}
+    store.remove(v4.key)
+    assert [e.key for e in store.of_host(b"svc.test")] == [dot.key]
+    store.put(entry("x1"))
+    store.put(entry("x2"))
+    store.put(entry("x3"))  # evicts the least recently used
+    assert store.of_host(b"svc.test") == []  # the index follows evictions too
+
+
+# --- the total bound on views ---
+
+
+def test_views_are_bounded_in_all_oldest_first() -> None:
+    store = make(10, max_views=4)
+    a, b = entry("a"), entry("b")
+    store.put(a)
+    store.put(b)
+    publish(store, a, raw("a", 1), raw("a", 2), raw("a", 3))
+    publish(store, b, raw("b", 1), raw("b", 2))
+    assert len(store.front) == 4
+    assert raw("a", 1) not in store.front
+    assert a.views == [raw("a", 2), raw("a", 3)]
+
+
+def test_a_rebuilt_view_replaces_the_old_one() -> None:
+    # After a health penalty ends the view is rebuilt in the resolver's order: it must
+    # be published, or that host never returns to the lock-free hit path.
+    store = make()
+    a = entry("a")
+    store.put(a)
+    first = view(a)
+    store.add_view(raw("a"), first)
+    second = view(a)
+    assert store.add_view(raw("a"), second)
+    assert store.front[raw("a")] is second
+    assert a.views == [raw("a")]

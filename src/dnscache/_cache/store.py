@@ -1,149 +1,110 @@
-"""The bounded in-memory store: entries, the views that serve hits, recency and single-flight.
+"""The bounded in-memory store: entries, the views that serve hits, recency and flights.
 
 Two levels, so that a hit costs a dict lookup and nothing else:
 
-* **Entries** (``Entry``), one per (host key, family, entry flags), live in a
-  ``cachetools.LRUCache`` bounded by ``maxsize``. Only code holding the store's
-  lock touches it: cachetools' caches are not thread-safe, as their docs say.
-* **Views** (``View``), one per exact argument tuple a caller used, hold the
-  finished ``getaddrinfo`` result made from an entry. They live in a plain
-  ``dict`` (``front``) that the hit path reads without any lock: a dict lookup
-  is atomic under the GIL, and views are only ever replaced, never mutated.
-  Each entry keeps at most ``MAX_VIEWS`` views (a crawler trying every port of a
-  host must not grow memory without bound); views go when their entry goes.
+* **Entries**, one per (host key, family, entry flags), live in a
+  ``cachetools.TLRUCache`` whose time-to-use is the end of the entry's stale
+  window and whose timer is the injected clock: expiry and the ``maxsize``
+  bound come from the library, on the write path, so no sweeper thread is
+  needed. Only code holding the store's lock touches it: cachetools' caches
+  are not thread-safe, as their docs say.
+* **Views**, one per exact argument tuple a caller used, hold the finished
+  ``getaddrinfo`` result made from an entry. They live in a plain ``dict``
+  (``front``) that the hit path reads without any lock: a dict lookup is atomic
+  under the GIL. Views are bounded twice: ``MAX_VIEWS`` per entry (a crawler
+  trying every port of a host) and ``max_views`` in all (a client talking to
+  many ports of many hosts: without it, 10,000 entries of 32 views each can
+  hold gigabytes). Views go when their entry goes.
 
 Recency without a lock on the hit path: a hit appends the entry's key to a
 bounded ``deque`` (an atomic C operation), and the writer replays those reads
-into the LRU order under the lock before it inserts or evicts. This is the
-"read buffer" of Caffeine (Ben Manes' Java cache). The order is exact for the
-last ``READ_BUFFER`` hits; older reads are dropped, never blocked on.
+into the LRU order under the lock before it inserts. This is the "read buffer"
+of Caffeine (Ben Manes' Java cache). The order is exact for the last
+``READ_BUFFER`` hits; older reads are dropped, never blocked on.
 
-Single flight: concurrent misses on one key make exactly one upstream lookup.
-The first caller becomes the leader; the others wait on its ``Flight``. If the
-leader fails with anything but an answer (KeyboardInterrupt, a bug), the flight
-ends empty and each waiter retries, one of them becoming the new leader, so
-one caller's interruption never poisons the rest.
+An index by host (the key without case or final dot) makes the two per-host
+events, a change in address health and ``invalidate(host)``, cost the host's
+entries instead of a walk over the whole store.
+
+Flights (lookups under way) are registered here too, under the same lock, so
+that "is there an answer or a lookup for this key" is one consistent snapshot.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import cachetools
 
-from .._core.addrinfo import Address, AddrInfo
-from .._core.policy import Lifetime
+from .._core.names import bare
+from .entries import Entry, EntryKey, Flight, RawKey, View
 
-EntryKey = tuple[bytes, int, int]  # (host key, family, entry flags)
-RawKey = tuple[Any, ...]  # the caller's arguments, type-tagged (see Resolver)
-MAX_VIEWS = 32
+MAX_VIEWS = 32  # per entry
 READ_BUFFER = 4096
 
 
-@dataclass(eq=False, slots=True)
-class Entry:
-    """One cached answer for a (host, family, flags): addresses or a gaierror."""
-
-    key: EntryKey
-    name: str  # the host key as text, for hooks, logs and entries()
-    addresses: tuple[Address, ...]
-    canonname: str
-    error: tuple[int, str] | None  # (errno, strerror) of a cached gaierror
-    life: Lifetime
-    source: str  # "upstream", "override", ...
-    serve_until: float = 0.0  # the hit path serves views while now < serve_until
-    retry_after: float = 0.0  # while stale: no upstream retry before this
-    views: list[RawKey] = field(default_factory=list)
-    hits: int = 0
-
-    def __post_init__(self) -> None:
-        self.serve_until = self.life.refresh_at
-
-    @property
-    def host(self) -> str:
-        """The name without case or final dot: what health and persistence use."""
-        return self.name.lower().rstrip(".")
-
-    def same_answer(self, other: Entry) -> bool:
-        return (self.addresses, self.canonname, self.error) == (
-            other.addresses,
-            other.canonname,
-            other.error,
-        )
-
-    def renew(self, life: Lifetime, source: str) -> None:
-        """Give this entry a new life (a refresh that brought the same answer)."""
-        self.life = life
-        self.source = source
-        self.serve_until = life.refresh_at
-        self.retry_after = 0.0
+def _stale_until(_key: EntryKey, entry: Entry, _now: float) -> float:
+    return entry.life.stale_until
 
 
-@dataclass(eq=False, slots=True)
-class View:
-    """A finished result for one exact argument tuple, made from ``entry``."""
+class _Entries(cachetools.TLRUCache[EntryKey, Entry]):
+    """cachetools' TLRU cache, telling the store about every entry it drops."""
 
-    entry: Entry
-    result: list[AddrInfo] | None
-    error: tuple[int, str] | None
-    until: float = math.inf  # a health-ordered result must be rebuilt when a penalty ends
+    def __init__(
+        self, maxsize: int, timer: Callable[[], float], on_drop: Callable[[Entry, bool], None]
+    ) -> None:
+        super().__init__(maxsize, _stale_until, timer=timer)
+        self._on_drop = on_drop
 
-
-class Flight:
-    """One upstream lookup in progress; waiters block on ``done``."""
-
-    __slots__ = ("done", "entry", "started")
-
-    def __init__(self, started: float = 0.0) -> None:
-        self.done = threading.Event()
-        self.entry: Entry | None = None
-        self.started = started
-
-
-class _Entries(cachetools.LRUCache[EntryKey, Entry]):
-    """An LRU of entries that tells the store what it evicts."""
-
-    def __init__(self, maxsize: int, on_evict: Callable[[Entry], None]) -> None:
-        super().__init__(maxsize)
-        self._on_evict = on_evict
+    def expire(self, time: float | None = None) -> list[tuple[EntryKey, Entry]]:
+        expired = list(super().expire(time))
+        for _key, entry in expired:
+            self._on_drop(entry, False)
+        return expired
 
     def popitem(self) -> tuple[EntryKey, Entry]:
         key, entry = super().popitem()
-        self._on_evict(entry)
+        self._on_drop(entry, True)
         return key, entry
 
 
 class Store:
-    """Entries, views, recency and flights, guarded by one lock (hits take none)."""
+    """Entries, views, recency, flights and the host index, guarded by one lock.
 
-    def __init__(self, maxsize: int) -> None:
+    Hits take no lock; every method below, except :meth:`peek`, is called with
+    ``lock`` held.
+    """
+
+    def __init__(self, maxsize: int, max_views: int, clock: Callable[[], float]) -> None:
         self.lock = threading.Lock()
         self.front: dict[RawKey, View] = {}
         self.reads: deque[EntryKey] = deque(maxlen=READ_BUFFER)
         self.evictions = 0
         self._maxsize = maxsize
-        self._entries = _Entries(maxsize, self._evicted)
+        self._max_views = max_views
+        self._clock = clock
+        self._entries = _Entries(maxsize, clock, self._dropped)
         self._flights: dict[EntryKey, Flight] = {}
+        self._by_host: dict[bytes, set[EntryKey]] = {}
+        self._view_order: deque[tuple[RawKey, View]] = deque()  # oldest view first
 
-    # --- everything below is called with self.lock held ---
+    # --- entries ---
 
-    def _evicted(self, entry: Entry) -> None:
-        self.evictions += 1
+    def _dropped(self, entry: Entry, evicted: bool) -> None:
+        if evicted:
+            self.evictions += 1
+        self._unindex(entry)
         self.drop_views(entry)
 
-    def drop_views(self, entry: Entry) -> None:
-        """Unpublish every view made from ``entry`` (they are rebuilt on the next call)."""
-        front = self.front
-        for raw in entry.views:
-            view = front.get(raw)
-            if view is not None and view.entry is entry:
-                del front[raw]
-        entry.views.clear()
+    def _unindex(self, entry: Entry) -> None:
+        host = entry.host
+        keys = self._by_host.get(host)
+        if keys is not None:
+            keys.discard(entry.key)
+            if not keys:
+                del self._by_host[host]
 
     def _replay_reads(self) -> None:
         entries = self._entries
@@ -154,7 +115,7 @@ class Store:
                 entries[key]  # cachetools moves it to the most recent end
 
     def get(self, key: EntryKey) -> Entry | None:
-        """The entry for ``key`` (a use: it becomes the most recently used)."""
+        """The live entry for ``key`` (a use: it becomes the most recently used)."""
         return self._entries.get(key)
 
     def put(self, entry: Entry) -> Entry:
@@ -166,57 +127,46 @@ class Store:
         if current is not None:
             if current.same_answer(entry):
                 current.renew(entry.life, entry.source)
-                self._entries[entry.key] = current
+                self._entries[entry.key] = current  # a new time-to-use
                 return current
             self.drop_views(current)
         self._replay_reads()
         self._entries[entry.key] = entry
+        if entry.key in self._entries:  # an answer that is already past its window is not kept
+            self._by_host.setdefault(entry.host, set()).add(entry.key)
         return entry
 
     def remove(self, key: EntryKey) -> None:
         entry = self._entries.pop(key, None)
         if entry is not None:
+            self._unindex(entry)
             self.drop_views(entry)
 
-    def add_view(self, raw: RawKey, view: View) -> None:
-        """Publish a view for the hit path, if its entry is still the stored one."""
-        entry = view.entry
-        if self.get(entry.key) is not entry:
-            return
-        old = self.front.get(raw)
-        if old is not None and old.entry is entry:
-            return
-        if len(entry.views) >= MAX_VIEWS:
-            oldest = entry.views.pop(0)
-            if (v := self.front.get(oldest)) is not None and v.entry is entry:
-                del self.front[oldest]
-        entry.views.append(raw)
-        self.front[raw] = view
-
-    def begin(self, key: EntryKey, now: float = 0.0) -> tuple[Flight, bool]:
-        """The flight for ``key`` and whether the caller leads it (a new one starts ``now``)."""
-        flight = self._flights.get(key)
-        if flight is not None:
-            return flight, False
-        flight = self._flights[key] = Flight(now)
-        return flight, True
-
-    def end(self, key: EntryKey, flight: Flight, entry: Entry | None) -> Entry | None:
-        """Finish a flight: store its entry (if any) and wake the waiters."""
-        if self._flights.get(key) is flight:
-            del self._flights[key]
-        stored = self.put(entry) if entry is not None else None
-        flight.entry = stored
-        return stored
+    def of_host(self, host: bytes) -> list[Entry]:
+        """The live entries of ``host`` (a bare key: no case, no final dot)."""
+        entries = self._entries
+        found = []
+        for key in list(self._by_host.get(bare(host), ())):
+            entry = cachetools.Cache.get(entries, key)  # no use, no expiry check
+            if entry is not None:
+                found.append(entry)
+        return found
 
     def clear(self) -> None:
         # Not self._entries.clear(): that pops item by item, which would count evictions.
-        self._entries = _Entries(self._maxsize, self._evicted)
+        self._entries = _Entries(self._maxsize, self._clock, self._dropped)
+        self._by_host.clear()
         self.front.clear()
+        self._view_order.clear()
         self.reads.clear()
 
     def __iter__(self) -> Iterator[Entry]:
-        return iter(list(self._entries.values()))
+        entries = self._entries
+        return iter([cachetools.Cache.__getitem__(entries, key) for key in entries])
+
+    def __len__(self) -> int:
+        self._entries.expire()
+        return len(self._entries)
 
     def peek(self, key: EntryKey) -> Entry | None:
         """The entry for ``key`` without the lock or a use: a hint, to confirm under the lock."""
@@ -225,8 +175,78 @@ class Store:
         except KeyError:
             return None
 
-    def __len__(self) -> int:
-        return len(self._entries)
+    # --- views ---
+
+    def drop_views(self, entry: Entry) -> None:
+        """Unpublish every view made from ``entry`` (they are rebuilt on the next call)."""
+        front = self.front
+        for raw in entry.views:
+            view = front.get(raw)
+            if view is not None and view.entry is entry:
+                del front[raw]
+        entry.views.clear()
+
+    def add_view(self, raw: RawKey, view: View) -> bool:
+        """Publish (or replace) the view for ``raw`` if its entry is still the stored one."""
+        entry = view.entry
+        if self.peek(entry.key) is not entry:
+            return False
+        front = self.front
+        old = front.get(raw)
+        if old is not None and old.entry is entry:
+            front[raw] = view  # a rebuilt view (new health order) replaces the old one
+            self._view_order.append((raw, view))
+            return True
+        if len(entry.views) >= MAX_VIEWS:
+            oldest = entry.views.pop(0)
+            if (v := front.get(oldest)) is not None and v.entry is entry:
+                del front[oldest]
+        entry.views.append(raw)
+        front[raw] = view
+        self._view_order.append((raw, view))
+        self._bound_views()
+        return True
+
+    def _bound_views(self) -> None:
+        """Keep at most max_views views in all, dropping the oldest published."""
+        front = self.front
+        order = self._view_order
+        while len(front) > self._max_views and order:
+            raw, view = order.popleft()
+            if front.get(raw) is view:
+                del front[raw]
+                views = view.entry.views
+                if raw in views:
+                    views.remove(raw)
+        # Records of views replaced or dropped since stay behind: compact when they dominate.
+        if len(order) > 2 * len(front) + 1024:
+            self._view_order = deque((r, v) for r, v in order if front.get(r) is v)
+
+    # --- flights ---
+
+    def flight(self, key: EntryKey) -> Flight | None:
+        """The lookup under way for ``key``, if any (a finished one counts as none)."""
+        flight = self._flights.get(key)
+        if flight is not None and flight.finished:
+            del self._flights[key]  # its leader was interrupted before it could unregister
+            return None
+        return flight
+
+    def begin(self, key: EntryKey, flight: Flight) -> None:
+        """Register ``flight`` as the lookup under way for ``key``."""
+        self._flights[key] = flight
+
+    def finish(self, key: EntryKey, flight: Flight, entry: Entry | None) -> Entry | None:
+        """End ``flight``: store its entry (if any), unregister it; the caller sets the event."""
+        if self._flights.get(key) is flight:
+            del self._flights[key]
+        stored = self.put(entry) if entry is not None else None
+        if flight.entry is None:
+            flight.entry = stored
+        return stored
+
+    def flights(self) -> list[tuple[EntryKey, Flight]]:
+        return list(self._flights.items())
 
     def in_flight(self) -> int:
         return len(self._flights)

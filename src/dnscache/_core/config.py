@@ -139,6 +139,13 @@ class Config:
         "Most (host, family) entries kept; the least recently used is evicted.",
         _parse_int,
     )
+    max_views: int = _opt(
+        20000,
+        "Most finished results (one per distinct (host, port, family, type, proto, flags) "
+        "call) kept for the hit path across all hosts, at most 32 per entry; one is about "
+        "0.5-2 KB, so the default bounds them to about 10-40 MB.",
+        _parse_int,
+    )
     disabled: bool = _opt(False, "Pure pass-through: nothing is cached.", _parse_bool)
     hosts: Mapping[str, tuple[str, ...]] = _opt(
         {},
@@ -199,8 +206,9 @@ class Config:
     max_ttl: float = _opt(3600.0, "Record TTLs are cut to at most this.", _parse_float)
     cleanup_interval: float = _opt(
         60.0,
-        "Seconds between sweeps that drop answers past their stale window; 0 = off "
-        "(maxsize still bounds memory).",
+        "Accepted for compatibility and ignored: answers past their stale window are "
+        "dropped by the cache itself (cachetools' TLRUCache) on every write, so no "
+        "sweeper thread runs.",
         _parse_float,
     )
 
@@ -413,6 +421,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "ttl": _check_number,
     "negative_ttl": _check_number,
     "maxsize": _check_maxsize,
+    "max_views": _check_maxsize,
     "disabled": _check_bool,
     "hosts": _check_hosts,
     "on_cache_miss": _check_hook,

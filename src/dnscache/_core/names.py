@@ -34,6 +34,9 @@ class SystemFacts:
     has_search: bool
     plain_nss: bool
     nameservers: tuple[str, ...]
+    # resolv.conf's "options timeout:N attempts:N" (glibc's defaults: 5 s, 2 tries)
+    timeout: float = 5.0
+    attempts: int = 2
 
     @property
     def dot_is_noise(self) -> bool:
@@ -68,6 +71,33 @@ def parse_resolv_conf(text: str) -> tuple[bool, tuple[str, ...]]:
         elif words[0] == "nameserver" and len(words) > 1:
             nameservers.append(words[1])
     return has_search, tuple(nameservers)
+
+
+def parse_resolv_options(text: str, environ_options: str = "") -> tuple[float, int]:
+    """(timeout, attempts) from resolv.conf's ``options`` lines, then ``RES_OPTIONS``.
+
+    glibc clamps both (RES_MAXRETRANS 30 s, RES_MAXRETRY 5) and reads the
+    ``RES_OPTIONS`` variable after the file, so it wins.
+    """
+    timeout, attempts = 5.0, 2
+    words = [w for line in _lines(text) if line[0] == "options" for w in line[1:]]
+    for word in [*words, *environ_options.split()]:
+        name, _, value = word.partition(":")
+        if not value.isdigit():
+            continue
+        if name == "timeout":
+            timeout = float(min(max(int(value), 1), 30))
+        elif name == "attempts":
+            attempts = min(max(int(value), 1), 5)
+    return timeout, attempts
+
+
+def lookup_bound(facts: SystemFacts) -> float:
+    """The longest glibc should take over one name: every try of every nameserver timing out.
+
+    glibc asks A and AAAA in parallel, each server in turn, ``attempts`` rounds.
+    """
+    return facts.timeout * facts.attempts * max(1, min(len(facts.nameservers), 3))
 
 
 def parse_nsswitch_plain(text: str) -> bool:

@@ -10,13 +10,14 @@ default) nothing here runs at all: the hit path is not even wrapped.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
-if TYPE_CHECKING:
-    from .._engine.resolver import Resolver
+from .._cache.entries import Entry
+from .._core import addrinfo as ai
+from . import callouts
+from .stats import Counters
 
 log = logging.getLogger("dnscache")
 _warned = False
@@ -32,31 +33,59 @@ def get_tracer(enabled: bool) -> Any:
     except ImportError:
         if not _warned:
             _warned = True
-            log.warning("dnscache: trace=True but opentelemetry-api is not installed; no spans")
+            log.warning("trace=True but opentelemetry-api is not installed; no spans")
         return None
     from .. import __version__
 
     return trace.get_tracer("dnscache", __version__)
 
 
-@contextlib.contextmanager
-def lookup_span(tracer: Any, name: str, family: int, background: bool) -> Iterator[Any]:
-    """A span around one upstream lookup (a no-op without a tracer)."""
-    if tracer is None:
-        yield None
-        return
-    with tracer.start_as_current_span(
-        "dnscache.lookup",
-        attributes={
-            "dns.question.name": name,
-            "dnscache.family": family,
-            "dnscache.background": background,
-        },
-    ) as span:
-        yield span
+def _outcome(entry: Entry | None) -> str:
+    if entry is None:
+        return "kept-old-answer"
+    if entry.error is not None:
+        return f"error {entry.error[0]}"
+    return " ".join(ai.ip_strings(entry.addresses))
 
 
-def traced_getaddrinfo(getaddrinfo: Callable[..., Any], resolver: Resolver) -> Callable[..., Any]:
+def record_lookup(
+    tracer: Any,
+    name: str,
+    family: int,
+    background: bool,
+    start_ns: int,
+    end_ns: int,
+    entry: Entry | None,
+    failure: BaseException | None,
+) -> None:
+    """A span for one upstream lookup that already ended (explicit start and end times).
+
+    Made after the lookup rather than around it, so that no flight is held while
+    OpenTelemetry's processors and exporters run (they may do I/O, or resolve a
+    name themselves: see ``callouts``). Its parent is the context current in
+    this thread. Never raises.
+    """
+    try:
+        with callouts.calling_out():
+            span = tracer.start_span(
+                "dnscache.lookup",
+                start_time=start_ns,
+                attributes={
+                    "dns.question.name": name,
+                    "dnscache.family": family,
+                    "dnscache.background": background,
+                },
+            )
+            if failure is not None:
+                span.set_attribute("dnscache.outcome", f"error {type(failure).__name__}")
+            else:
+                span.set_attribute("dnscache.outcome", _outcome(entry))
+            span.end(end_time=end_ns)
+    except Exception:  # telemetry must never break a lookup
+        callouts.say(logging.DEBUG, "could not record a span", exc_info=True)
+
+
+def traced_getaddrinfo(getaddrinfo: Callable[..., Any], counters: Counters) -> Callable[..., Any]:
     """Wrap the hit path so that answers served without a lookup add a span event."""
     from opentelemetry import trace
 
@@ -65,11 +94,11 @@ def traced_getaddrinfo(getaddrinfo: Callable[..., Any], resolver: Resolver) -> C
     def wrapper(
         host: Any, port: Any, family: Any = 0, type: Any = 0, proto: Any = 0, flags: Any = 0
     ) -> Any:
-        before = resolver._lookups
+        before = counters.lookups
         try:
             return getaddrinfo(host, port, family, type, proto, flags)
         finally:
-            if resolver._lookups == before:
+            if counters.lookups == before:
                 span = get_current_span()
                 if span.is_recording():
                     span.add_event("dnscache.hit", {"dns.question.name": str(host)})

@@ -18,6 +18,7 @@ from .._core.names import (
     parse_hosts_names,
     parse_nsswitch_plain,
     parse_resolv_conf,
+    parse_resolv_options,
 )
 
 HOSTS = "/etc/hosts"
@@ -37,7 +38,9 @@ def _read(path: str) -> str:
 def load_facts(
     hosts: str = HOSTS, resolv_conf: str = RESOLV_CONF, nsswitch: str = NSSWITCH
 ) -> SystemFacts:
-    has_search, nameservers = parse_resolv_conf(_read(resolv_conf))
+    resolv_text = _read(resolv_conf)
+    has_search, nameservers = parse_resolv_conf(resolv_text)
+    timeout, attempts = parse_resolv_options(resolv_text, os.environ.get("RES_OPTIONS", ""))
     # glibc takes the default domain from LOCALDOMAIN, else from a dotted hostname.
     if os.environ.get("LOCALDOMAIN", "").strip() or "." in socket.gethostname():
         has_search = True
@@ -46,6 +49,8 @@ def load_facts(
         has_search=has_search,
         plain_nss=parse_nsswitch_plain(_read(nsswitch)),
         nameservers=nameservers,
+        timeout=timeout,
+        attempts=attempts,
     )
 
 
@@ -79,6 +84,7 @@ class SystemFiles:
         self._lock = threading.Lock()
         self._stamp = _stamp(self._paths)
         self._checked = clock()
+        self.next_check = self._checked + CHECK_INTERVAL  # read without the lock
         self.facts = load_facts(*self._paths)
 
     def reset_after_fork(self) -> None:
@@ -92,6 +98,7 @@ class SystemFiles:
             if now - self._checked < CHECK_INTERVAL:
                 return False
             self._checked = now
+            self.next_check = now + CHECK_INTERVAL
             stamp = _stamp(self._paths)
             if stamp == self._stamp:
                 return False

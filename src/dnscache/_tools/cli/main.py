@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 if TYPE_CHECKING:
-    from ..._cache.store import Entry
+    from ..._cache.entries import Entry
     from ..._core.config import Config
     from ..._engine.resolver import Resolver, Stats
     from ..._sources.persist.store import PersistentStore

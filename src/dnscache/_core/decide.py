@@ -1,0 +1,138 @@
+"""What one call does: a pure decision over the entry's life, the flight and the clock.
+
+Every ``getaddrinfo`` that the hit path cannot answer comes here (through the
+executor in ``_engine.lookup``) and gets one :class:`Action`. The rules, in the
+order they are tried:
+
+1. **Re-entrant calls** (made from inside our own logging, a hook or a trace
+   exporter) are answered from a fresh entry or passed straight to the
+   original ``getaddrinfo``: they never wait, lead, refresh or log, so a
+   logging handler that connects by name cannot deadlock on its own record.
+2. **Fresh** (positive or negative): serve.
+3. **Refresh due** (positive, past ``refresh_at``): serve, and start one
+   background refresh unless one is under way (refresh-ahead).
+4. **Stale** (positive, expired, inside the serve-stale window; RFC 8767):
+   the caller would like a new answer, but never waits for DNS on a hot name:
+
+   * a lookup that started *before* the answer expired (a refresh-ahead, a
+     retry) is still running: serve the stale answer now. The upstream has had
+     from ``refresh_at`` on to answer; making every caller of a hot name wait
+     for it is the stall this rule exists to prevent (stale-while-revalidate,
+     RFC 5861 section 3);
+   * the upstream failed moments ago (``retry_after`` in the future): serve
+     stale now;
+   * the upstream failed before and the retry timer ran out: serve stale now
+     and retry in the background;
+   * otherwise (the first call since expiry, no failure known): start an
+     *urgent* lookup (one that never queues behind other names) and wait for
+     it until ``resolve_timeout`` after it started, then serve stale
+     (RFC 8767's client response timer). A lookup still queued is promoted.
+5. **No usable entry** (absent, or past its stale window): lead the lookup in
+   the caller's thread, or join the one under way, waiting at most until that
+   flight's deadline (the leader's own bound plus a margin); a caller whose
+   wait runs out looks up on its own, so a lost or stuck leader costs a delay,
+   never a hang.
+
+Nothing here reads a clock, sleeps, locks or touches a socket: the executor
+passes ``now`` and snapshots, and carries the action out. The rules are tested
+exhaustively (``tests/test_decide.py``).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+from .policy import Freshness, Lifetime
+
+
+class Do(enum.Enum):
+    SERVE = "serve"  # answer from the entry
+    SERVE_AND_REFRESH = "serve+refresh"  # answer, and start one background refresh
+    SERVE_STALE = "serve-stale"  # answer from the expired entry
+    SERVE_STALE_AND_RETRY = "serve-stale+retry"  # ... and retry the upstream in the background
+    WAIT_THEN_STALE = "wait-then-stale"  # urgent lookup; wait until `until`, then decide again
+    LEAD = "lead"  # look the name up in the caller's thread
+    JOIN = "join"  # wait for the flight under way until `until`, then decide again
+    BYPASS = "bypass"  # look up without single flight (the flight we would join is overdue)
+    PASS_THROUGH = "pass-through"  # the original getaddrinfo, no caching at all
+
+
+@dataclass(frozen=True, slots=True)
+class Flight:
+    """What a decision needs to know about a lookup under way for the key."""
+
+    started: float | None  # None while queued for a worker
+    deadline: float  # waiters stop waiting at this instant
+
+
+@dataclass(frozen=True, slots=True)
+class EntryState:
+    """What a decision needs to know about the cached entry for the key."""
+
+    life: Lifetime
+    negative: bool  # a cached failure (never refreshed, never stale)
+    retry_after: float  # while serving stale: no upstream retry before this
+    failed: bool  # the last upstream attempt for this answer failed
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    do: Do
+    until: float = math.inf  # for WAIT_THEN_STALE and JOIN: when to stop waiting
+
+
+SERVE = Action(Do.SERVE)
+SERVE_AND_REFRESH = Action(Do.SERVE_AND_REFRESH)
+SERVE_STALE = Action(Do.SERVE_STALE)
+SERVE_STALE_AND_RETRY = Action(Do.SERVE_STALE_AND_RETRY)
+LEAD = Action(Do.LEAD)
+BYPASS = Action(Do.BYPASS)
+PASS_THROUGH = Action(Do.PASS_THROUGH)
+
+
+def decide(
+    now: float,
+    entry: EntryState | None,
+    flight: Flight | None,
+    *,
+    refresh: bool,
+    resolve_timeout: float,
+    reentrant: bool = False,
+) -> Action:
+    """The action for a call at ``now`` (see the module docstring for the rules)."""
+    stage = Freshness.EXPIRED if entry is None else entry.life.classify(now)
+    if reentrant:
+        fresh = stage in (Freshness.FRESH, Freshness.REFRESH_DUE)
+        return SERVE if fresh else PASS_THROUGH
+    if stage is Freshness.FRESH:
+        return SERVE
+    assert entry is not None or stage is Freshness.EXPIRED
+    if stage is Freshness.REFRESH_DUE:
+        assert entry is not None
+        if entry.negative or not refresh or flight is not None:
+            return SERVE
+        return SERVE_AND_REFRESH
+    if stage is Freshness.STALE and entry is not None and not entry.negative:
+        return _stale(now, entry, flight, resolve_timeout)
+    if flight is None:
+        return LEAD
+    if now < flight.deadline:
+        return Action(Do.JOIN, flight.deadline)
+    return BYPASS
+
+
+def _stale(now: float, entry: EntryState, flight: Flight | None, resolve_timeout: float) -> Action:
+    if flight is not None:
+        if flight.started is None:  # queued behind other names: promote it, then wait
+            return Action(Do.WAIT_THEN_STALE, now + resolve_timeout)
+        if flight.started < entry.life.expires:
+            return SERVE_STALE
+        until = flight.started + resolve_timeout
+        return Action(Do.WAIT_THEN_STALE, until) if now < until else SERVE_STALE
+    if now < entry.retry_after:
+        return SERVE_STALE
+    if entry.failed:
+        return SERVE_STALE_AND_RETRY
+    return Action(Do.WAIT_THEN_STALE, now + resolve_timeout)

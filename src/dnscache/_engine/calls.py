@@ -1,0 +1,182 @@
+"""The slow path: from a call's arguments to an entry key, and from an entry to a finished view.
+
+Everything the hit path could not answer comes here: arguments never seen,
+views whose ``until`` passed (an answer due for refresh, a health penalty
+that ended, the once-a-second check of the resolver's files, a note of use
+for the persistent layer), and calls the original must answer (bad
+arguments, IP literals, ``AI_NUMERICHOST``, families we do not cache,
+re-entrant calls).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from .._cache.entries import Entry, EntryKey, RawKey, View
+from .._cache.store import Store
+from .._connect.health import AddressHealth, order_addrinfos, order_expires_at
+from .._core import addrinfo as ai
+from .._core.config import Config
+from .._core.names import encode_host, host_key
+from .._sources.sysfiles import SystemFiles
+from . import answers, callouts
+from .lookup import Lookups
+from .persisted import Persisted
+from .stats import Counters
+
+# Argument tuples already found not cacheable (IP literals above all) are
+# remembered, so such a call costs the original's time plus a dict lookup, not a
+# probe and a numeric check each time. Cleared when full.
+MAX_PASSTHROUGH = 1024
+
+
+class Calls:
+    """The slow path of one Resolver's ``getaddrinfo``."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        original: ai.GetAddrInfo,
+        store: Store,
+        lookups: Lookups,
+        files: SystemFiles,
+        health: AddressHealth,
+        persisted: Persisted,
+        counters: Counters,
+        clock: Callable[[], float],
+    ) -> None:
+        self._config = config
+        self._original = original
+        self._store = store
+        self._lookups = lookups
+        self._files = files
+        self._health = health
+        self._persisted = persisted
+        self._counters = counters
+        self._clock = clock
+        self._passthrough: dict[RawKey, None] = {}
+
+    def call(
+        self,
+        host: Any,
+        port: Any,
+        family: Any,
+        type: Any,
+        proto: Any,
+        flags: Any,
+        raw: RawKey | None,
+    ) -> list[ai.AddrInfo]:
+        original = self._original
+        if raw is None or self._config.disabled or raw in self._passthrough:
+            return original(host, port, family, type, proto, flags)
+        now = self._clock()
+        if now >= self._files.next_check and self._files.check(now):
+            callouts.say(logging.DEBUG, "resolver configuration changed; cache cleared")
+            with self._store.lock:
+                self._store.clear()
+        view = self._store.front.get(raw)
+        if view is not None:
+            entry = view.entry
+            if now < entry.serve_until and now < view.health_until:
+                return self._serve(view, entry, now)  # only a periodic check was due
+            ekey = view.key
+        else:
+            decided = self._key_for(host, port, family, type, proto, flags)
+            if decided is None:
+                if len(self._passthrough) >= MAX_PASSTHROUGH:
+                    self._passthrough.clear()
+                self._passthrough[raw] = None
+                return original(host, port, family, type, proto, flags)
+            ekey = decided
+        found = self._lookups.entry_for(ekey, now)
+        if found is None:  # a re-entrant call the cache cannot answer fresh
+            return original(host, port, family, type, proto, flags)
+        if view is None or view.entry is not found or now >= view.health_until:
+            view = self._make_view(found, port, type, proto, flags, now)
+            with self._store.lock:
+                self._store.add_view(raw, view)
+        self._revalidate(view, found, now)
+        return self._answer(view)
+
+    def _serve(self, view: View, entry: Entry, now: float) -> list[ai.AddrInfo]:
+        """A hit that the hit path sent here for a periodic check only."""
+        self._store.reads.append(view.key)
+        entry.hits += 1
+        if view.result is not None:
+            self._counters.hits += 1
+        else:
+            self._counters.negative_hits += 1
+        self._revalidate(view, entry, now)
+        return self._answer(view)
+
+    def _revalidate(self, view: View, entry: Entry, now: float) -> None:
+        """Note a use for the persistent layer if due; move the view's ``until``."""
+        persisted = self._persisted
+        touch_at = persisted.touch_due(entry, now)
+        if now >= touch_at and not callouts.inside():
+            persisted.touch(entry, now)
+            touch_at = persisted.touch_due(entry, now)
+        view.until = min(entry.serve_until, view.health_until, self._files.next_check, touch_at)
+
+    @staticmethod
+    def _answer(view: View) -> list[ai.AddrInfo]:
+        if view.result is not None:
+            return view.result.copy()
+        raise socket.gaierror(*view.error)  # type: ignore[misc]
+
+    def _key_for(
+        self, host: Any, port: Any, family: Any, type: Any, proto: Any, flags: Any
+    ) -> EntryKey | None:
+        """The entry key for arguments not seen before, or None: straight to the original.
+
+        None for what is never cached (anything but a str/bytes host, AI_NUMERICHOST,
+        other families, IP literals) and for whatever the original rejects (it then
+        raises its own exception). The literal check comes first: it costs one numeric
+        lookup and makes the argument probe pointless.
+        """
+        original = self._original
+        if (
+            not isinstance(host, str | bytes)
+            or flags & socket.AI_NUMERICHOST
+            or family not in ai.CACHED_FAMILIES
+        ):
+            return None
+        try:
+            encoded = encode_host(host)
+        except UnicodeError:
+            return None
+        if not encoded or b"\0" in encoded or ai.is_numeric_host(original, encoded):
+            return None
+        try:
+            ai.probe_args(original, port, family, type, proto, flags)
+        except Exception:
+            return None
+        keep_case = bool(flags & socket.AI_CANONNAME)
+        return (
+            host_key(encoded, self._files.facts, keep_case=keep_case),
+            int(family),
+            ai.entry_flags(int(flags)),
+        )
+
+    def _make_view(
+        self, entry: Entry, port: Any, type: Any, proto: Any, flags: Any, now: float
+    ) -> View:
+        if entry.error is not None:
+            return View(entry, None, entry.error)
+        result = ai.synthesize(
+            self._original, entry.addresses, entry.canonname, port, type, proto, flags
+        )
+        until = math.inf
+        records = self._health.records(answers.text(entry.host))
+        if records:
+            # Addresses that just failed to connect go last (and the one that last
+            # worked first) until the penalty runs out: the view expires then.
+            penalty = self._config.failure_penalty
+            result = order_addrinfos(result, records, now, penalty)
+            until = order_expires_at(records, records, now, penalty)
+        return View(entry, result, None, until)

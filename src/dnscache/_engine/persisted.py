@@ -1,0 +1,97 @@
+"""The engine's side of the persistent layer and the preload list (after Delta Chat).
+
+What the engine reads before a lookup (remembered addresses for a name it has
+no usable answer for), what it merges into a live answer in ``merge`` mode,
+and what it writes after (addresses seen, connections made, answers used).
+Reads touch sqlite, so they are made without any lock held; writes only queue.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from .._cache.entries import Entry, EntryKey
+from .._core import addrinfo as ai
+from .._core.config import Config
+from .._core.names import bare
+from .._sources.answer import Answer
+from .._sources.persist.store import PersistentStore, fallback_order, merge_order
+from . import answers
+
+# last_seen is refreshed for answers served from memory at most this often per
+# entry (Delta Chat's last_seen says when the address was last used).
+TOUCH_INTERVAL = 60.0
+
+
+class Persisted:
+    """Remembered addresses for one Resolver: the sqlite layer (optional) and the preload list."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self.preload = answers.by_key(config.preload)
+        self.store = (
+            PersistentStore(config.persist, max_age=config.persist_max_age)
+            if config.persist
+            else None
+        )
+
+    @property
+    def active(self) -> bool:
+        return self.store is not None or bool(self.preload)
+
+    def fallback(self, ekey: EntryKey, now: float) -> Entry | None:
+        """An entry from the file, then the preload list, or None (reads sqlite: no lock held)."""
+        if not self.active:
+            return None
+        host = bare(ekey[0])
+        ips = fallback_order(self.store.addresses(answers.text(host))) if self.store else []
+        source = "persisted" if ips else "preload"
+        ips += [ip for ip in self.preload.get(host, ()) if ip not in ips]
+        return answers.fallback(ekey, ips, source, now, self._config)
+
+    def merged(self, ekey: EntryKey, answer: Answer) -> Answer:
+        """Delta Chat's merge of a live answer with persisted and preloaded addresses."""
+        if self.store is None or self._config.persist_mode != "merge":
+            return answer
+        host = bare(ekey[0])
+        live = {ai.ip_strings([a])[0]: a for a in answer.addresses}
+        order = merge_order(
+            list(live),
+            self.store.addresses(answers.text(host)),
+            self.preload.get(host, ()),
+            time.time(),  # rows carry wall-clock times
+            self._config.persist_max_age,
+        )
+        extra = answers.addresses_for([ip for ip in order if ip not in live], ekey[1], ekey[2])
+        by_ip = {**{ai.ip_strings([a])[0]: a for a in extra}, **live}
+        merged = tuple(by_ip[ip] for ip in order if ip in by_ip)
+        return Answer(merged, answer.canonname, answer.ttl)
+
+    def seen(self, host: bytes, ips: Sequence[str]) -> None:
+        if self.store is not None and ips:
+            self.store.record_seen(answers.text(bare(host)), ips)
+
+    def connected(self, host: bytes, ip: str) -> None:
+        if self.store is not None:
+            self.store.record_connected(answers.text(bare(host)), ip)
+
+    def touch_due(self, entry: Entry, now: float) -> float:
+        """When ``entry``'s use must next be written (inf when nothing is kept)."""
+        if self.store is None or entry.error is not None:
+            return float("inf")
+        return entry.touched + TOUCH_INTERVAL
+
+    def touch(self, entry: Entry, now: float) -> None:
+        """Note that ``entry``'s addresses were just served (last_seen), at most once a minute."""
+        if self.store is not None and entry.error is None and now >= entry.touched + TOUCH_INTERVAL:
+            entry.touched = now
+            self.seen(entry.key[0], ai.ip_strings(entry.addresses))
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()  # flushes queued writes
+
+    def reset_after_fork(self) -> None:
+        if self.store is not None:
+            self.store.reset_after_fork()
