@@ -162,8 +162,15 @@ class Lookups:
                 waited = True  # ended without an answer: decide again (perhaps as leader)
             elif do is rules.Do.JOIN:
                 assert flight is not None
-                self._wait(ekey, flight, action.until)
                 waited = True
+                if not self._wait(ekey, flight, action.until):
+                    # Its deadline passed (in real time: the wait is real even under an
+                    # injected clock): the leader is stuck or lost. Look up on our own.
+                    self._counters.misses += 1
+                    bypass = Flight(self._clock() + self._bound() + FLIGHT_MARGIN, now)
+                    got = self.run(ekey, bypass, None, background=False)
+                    if got is not None:
+                        return got
             else:  # WAIT_THEN_STALE
                 assert flight is not None and entry is not None
                 stale_limit = action.until if stale_limit is None else stale_limit
