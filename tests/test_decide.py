@@ -85,7 +85,7 @@ def test_no_usable_entry_leads_or_joins_within_the_flight_deadline() -> None:
         assert run(now, entry, None) is Do.LEAD
         action = decide(now, entry, Flight(now - 1, now + 5), refresh=True, resolve_timeout=1)
         assert action.do is Do.JOIN and action.until == now + 5
-        assert run(now, entry, Flight(now - 9, now)) is Do.BYPASS  # overdue: look up alone
+        assert run(now, entry, Flight(now - 9, now)) is Do.LEAD  # overdue: lost, start over
 
 
 def test_negative_answers_are_never_refreshed_or_served_stale() -> None:
@@ -117,11 +117,11 @@ FAILURE = {"ok": (False, 0.0), "failing": (True, 1000.0), "retry-due": (True, 50
 
 # The stale stage (reentrant False, refresh on): with a lookup under way its start decides;
 # without one, what is known of the upstream does.
-STALE_WITH_FLIGHT = {
+STALE_WITH_FLIGHT: dict[str, Do | None] = {
     "queued": Do.WAIT_THEN_STALE,  # promoted, then waited for
     "before-expiry": Do.SERVE_STALE,  # a hot name never waits for a stuck refresh
     "after-expiry": Do.WAIT_THEN_STALE,
-    "overdue": Do.SERVE_STALE,  # started long before expiry
+    "overdue": None,  # lost: as if there were no flight
 }
 STALE_WITHOUT_FLIGHT = {
     "ok": Do.WAIT_THEN_STALE,
@@ -145,10 +145,13 @@ def test_every_combination(stage: str, flight: str, failure: str) -> None:
     if stage == "fresh":
         expected = Do.SERVE
     elif stage == "refresh-due":
-        expected = Do.SERVE_AND_REFRESH if f is None else Do.SERVE
+        expected = Do.SERVE_AND_REFRESH if f is None or flight == "overdue" else Do.SERVE
     elif stage == "expired":
-        expected = Do.LEAD if f is None else (Do.BYPASS if flight == "overdue" else Do.JOIN)
-    elif f is None:
+        expected = Do.LEAD if f is None or flight == "overdue" else Do.JOIN
+    elif failure != "ok":  # known failing: never wait
+        live = f is not None and STALE_WITH_FLIGHT[flight] is not None
+        expected = Do.SERVE_STALE if live else STALE_WITHOUT_FLIGHT[failure]
+    elif f is None or STALE_WITH_FLIGHT[flight] is None:
         expected = STALE_WITHOUT_FLIGHT[failure]
     else:
         expected = STALE_WITH_FLIGHT[flight]
@@ -212,6 +215,9 @@ def test_properties(
     # Every wait is bounded: by the flight's deadline or resolve_timeout from now.
     if do is Do.JOIN:
         assert flight is not None and now < action.until == flight.deadline
+    # A flight past its deadline is never waited for.
+    if flight is not None and now >= flight.deadline:
+        assert do not in (Do.JOIN,)
     if do is Do.WAIT_THEN_STALE:
         started = now if flight is None or flight.started is None else flight.started
         assert now <= action.until <= max(now, started) + timeout
@@ -227,10 +233,13 @@ def test_properties(
         assert do not in (Do.SERVE_STALE, Do.SERVE_STALE_AND_RETRY, Do.SERVE_AND_REFRESH)
     # A positive answer inside its window never makes a caller look up or join unbounded.
     if entry is not None and not entry.negative and servable:
-        assert do not in (Do.LEAD, Do.JOIN, Do.BYPASS)
+        assert do not in (Do.LEAD, Do.JOIN)
+    # A caller never waits for an upstream known to be failing.
+    if entry is not None and entry.failed and not entry.negative and servable:
+        assert do not in (Do.WAIT_THEN_STALE, Do.JOIN, Do.LEAD)
     # Served stale only past expiry, inside the window.
     if do in (Do.SERVE_STALE, Do.SERVE_STALE_AND_RETRY):
         assert life is not None and life.expires <= now < life.stale_until
-    # At most one refresh: never start one while a lookup is under way.
+    # At most one refresh: never start one while a live lookup is under way.
     if do in (Do.SERVE_AND_REFRESH, Do.SERVE_STALE_AND_RETRY, Do.LEAD):
-        assert flight is None
+        assert flight is None or now >= flight.deadline

@@ -110,17 +110,19 @@ def raised(func: Callable[..., Any], *args: Any) -> BaseException:
 
 
 def wait_until_blocked(threads: list[threading.Thread]) -> None:
-    """Wait until every thread sits in a threading wait (an Event or a Condition)."""
+    """Wait until every thread waits for a flight (in its gate) or in a threading wait."""
     deadline = time.monotonic() + WAIT
     while time.monotonic() < deadline:
         frames = sys._current_frames()
         waiting = 0
         for thread in threads:
             frame = frames.get(thread.ident) if thread.ident is not None else None
-            if (
-                frame is not None
-                and frame.f_code.co_name == "wait"
-                and frame.f_code.co_filename == threading.__file__
+            if frame is not None and (
+                frame.f_code.co_name == "pass_gate"
+                or (
+                    frame.f_code.co_name == "wait"
+                    and frame.f_code.co_filename == threading.__file__
+                )
             ):
                 waiting += 1
         if waiting == len(threads):

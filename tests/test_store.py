@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from dnscache._cache.entries import Entry, EntryKey, Flight, View
+from dnscache._cache.entries import Entry, EntryKey, Flight, View, open_gate, pass_gate
 from dnscache._cache.store import MAX_VIEWS, Store
 from dnscache._core.policy import lifetime
 
@@ -296,12 +296,16 @@ def test_a_finished_flight_left_registered_counts_as_none() -> None:
     assert store.in_flight() == 0
 
 
-def test_the_event_exists_only_for_waiters() -> None:
+def test_the_gate_exists_only_for_waiters_and_lets_them_all_through() -> None:
     flight = Flight(deadline=10.0, started=0.0)
-    event = flight.waiter_event()
-    assert event is not None and flight.waiter_event() is event
-    assert flight.finish() is event
-    assert flight.waiter_event() is None  # ended: nothing to wait for
+    gate = flight.waiter_gate()
+    assert gate is not None and flight.waiter_gate() is gate
+    assert not pass_gate(gate, 0.01)  # closed until the flight ends
+    assert flight.finish() is gate
+    open_gate(gate)
+    assert pass_gate(gate, 0.01) and pass_gate(gate, 0.01)  # each waiter hands it on
+    open_gate(gate)  # opening twice is harmless
+    assert flight.waiter_gate() is None  # ended: nothing to wait for
     unwaited = Flight(deadline=10.0, started=0.0)
     assert unwaited.finish() is None
 

@@ -121,29 +121,62 @@ class View:
 
 
 class Flight:
-    """One upstream lookup under way for a key; waiters block on ``wait``."""
+    """One upstream lookup under way for a key; waiters pass through its gate when it ends.
 
-    __slots__ = ("_done", "deadline", "entry", "finished", "started")
+    The gate is a bare lock, held from the moment somebody waits until the flight
+    ends, not a ``threading.Event``: an Event's Condition is several Python steps,
+    and an exception raised by a signal handler in the middle of a waiter's
+    ``wait()`` can leave its internal lock held, so that the leader's ``set()``
+    blocks for ever (found by the signal storm in tests/test_unbreakable.py). The
+    leader here only ever *releases* the gate, which cannot block; a waiter
+    interrupted while it holds the gate makes the others wait at most until the
+    flight's deadline, never for ever.
+    """
+
+    __slots__ = ("_gate", "deadline", "entry", "finished", "started")
 
     def __init__(self, deadline: float, started: float | None) -> None:
         self.started = started  # None while queued for a background worker
         self.deadline = deadline  # waiters stop waiting then (the leader's bound plus a margin)
         self.entry: Entry | None = None  # the answer it ended with, if any
         self.finished = False
-        self._done: threading.Event | None = None
+        self._gate: threading.Lock | None = None
 
     # Both of these are called with the store's lock held: that is what makes
-    # "make the event only for a waiter" race-free.
+    # "make the gate only for a waiter" race-free.
 
-    def waiter_event(self) -> threading.Event | None:
-        """The event to wait on, made on first need; None if the flight already ended."""
+    def waiter_gate(self) -> threading.Lock | None:
+        """The gate to wait on (made, held, on first need); None if the flight already ended."""
         if self.finished:
             return None
-        if self._done is None:
-            self._done = threading.Event()
-        return self._done
+        if self._gate is None:
+            gate = threading.Lock()
+            gate.acquire()
+            self._gate = gate
+        return self._gate
 
-    def finish(self) -> threading.Event | None:
-        """Mark the flight ended; returns the event to set (outside the lock), if any."""
+    def finish(self) -> threading.Lock | None:
+        """Mark the flight ended; returns the gate to open (outside the lock), if any."""
         self.finished = True
-        return self._done
+        gate, self._gate = self._gate, None
+        return gate
+
+
+def open_gate(gate: threading.Lock | None) -> None:
+    """Let the waiters of a finished flight through (never blocks)."""
+    if gate is not None:
+        try:
+            gate.release()
+        except RuntimeError:  # already open
+            pass
+
+
+def pass_gate(gate: threading.Lock, timeout: float) -> bool:
+    """Wait until ``gate`` opens or ``timeout`` passes; True if it opened.
+
+    Each waiter takes the gate and hands it on at once, so all of them pass.
+    """
+    if not gate.acquire(timeout=timeout):
+        return False
+    open_gate(gate)
+    return True

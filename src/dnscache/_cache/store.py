@@ -237,7 +237,7 @@ class Store:
         self._flights[key] = flight
 
     def finish(self, key: EntryKey, flight: Flight, entry: Entry | None) -> Entry | None:
-        """End ``flight``: store its entry (if any), unregister it; the caller sets the event."""
+        """End ``flight``: store its entry (if any), unregister it; the caller opens its gate."""
         if self._flights.get(key) is flight:
             del self._flights[key]
         stored = self.put(entry) if entry is not None else None
@@ -253,7 +253,7 @@ class Store:
 
     def reset_after_fork(self) -> None:
         """In a forked child: a fresh lock and no inherited flights (their leaders are gone)."""
-        # The inherited flights' events may hold locks of threads that no longer
-        # exist, so they are dropped, not set: nobody in the child waits on them.
+        # The inherited flights' gates belong to threads that no longer exist, so
+        # they are dropped, not opened: nobody in the child waits on them.
         self.lock = threading.Lock()
         self._flights = {}

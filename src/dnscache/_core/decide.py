@@ -14,24 +14,31 @@ order they are tried:
 4. **Stale** (positive, expired, inside the serve-stale window; RFC 8767):
    the caller would like a new answer, but never waits for DNS on a hot name:
 
-   * a lookup that started *before* the answer expired (a refresh-ahead, a
-     retry) is still running: serve the stale answer now. The upstream has had
-     from ``refresh_at`` on to answer; making every caller of a hot name wait
-     for it is the stall this rule exists to prevent (stale-while-revalidate,
-     RFC 5861 section 3);
-   * the upstream failed moments ago (``retry_after`` in the future): serve
-     stale now;
-   * the upstream failed before and the retry timer ran out: serve stale now
-     and retry in the background;
+   * the upstream is known to be failing (the last attempt for this answer
+     failed): serve stale now, whatever else is going on; once the retry timer
+     (``retry_after``) ran out and no retry is under way, retry in the
+     background. This departs from RFC 8767 section 5, which after the failure
+     recheck timer resolves again with the client response timer: a hot name
+     would then stall for ``resolve_timeout`` at every retry;
+   * a lookup that started *before* the answer expired (a refresh-ahead) is
+     still running: serve the stale answer now. The upstream has had from
+     ``refresh_at`` on to answer; making every caller of a hot name wait for it
+     is the stall this rule exists to prevent (stale-while-revalidate, RFC 5861
+     section 3);
    * otherwise (the first call since expiry, no failure known): start an
      *urgent* lookup (one that never queues behind other names) and wait for
      it until ``resolve_timeout`` after it started, then serve stale
      (RFC 8767's client response timer). A lookup still queued is promoted.
 5. **No usable entry** (absent, or past its stale window): lead the lookup in
    the caller's thread, or join the one under way, waiting at most until that
-   flight's deadline (the leader's own bound plus a margin); a caller whose
-   wait runs out looks up on its own, so a lost or stuck leader costs a delay,
-   never a hang.
+   flight's deadline (the leader's own bound plus a margin).
+
+A flight past its deadline counts as no flight at all, in every rule: its
+leader is lost (an interruption landed where no ``finally`` could help) or
+stuck beyond anything the upstream should take, and the next caller starts
+over. So a lost or stuck leader costs a delay, never a hang. (The executor
+does the same in real time: a caller whose join outlives the deadline looks
+up on its own.)
 
 Nothing here reads a clock, sleeps, locks or touches a socket: the executor
 passes ``now`` and snapshots, and carries the action out. The rules are tested
@@ -55,7 +62,6 @@ class Do(enum.Enum):
     WAIT_THEN_STALE = "wait-then-stale"  # urgent lookup; wait until `until`, then decide again
     LEAD = "lead"  # look the name up in the caller's thread
     JOIN = "join"  # wait for the flight under way until `until`, then decide again
-    BYPASS = "bypass"  # look up without single flight (the flight we would join is overdue)
     PASS_THROUGH = "pass-through"  # the original getaddrinfo, no caching at all
 
 
@@ -88,7 +94,6 @@ SERVE_AND_REFRESH = Action(Do.SERVE_AND_REFRESH)
 SERVE_STALE = Action(Do.SERVE_STALE)
 SERVE_STALE_AND_RETRY = Action(Do.SERVE_STALE_AND_RETRY)
 LEAD = Action(Do.LEAD)
-BYPASS = Action(Do.BYPASS)
 PASS_THROUGH = Action(Do.PASS_THROUGH)
 
 
@@ -102,6 +107,8 @@ def decide(
     reentrant: bool = False,
 ) -> Action:
     """The action for a call at ``now`` (see the module docstring for the rules)."""
+    if flight is not None and now >= flight.deadline:
+        flight = None  # lost or stuck: start over
     stage = Freshness.EXPIRED if entry is None else entry.life.classify(now)
     if reentrant:
         fresh = stage in (Freshness.FRESH, Freshness.REFRESH_DUE)
@@ -118,12 +125,14 @@ def decide(
         return _stale(now, entry, flight, resolve_timeout)
     if flight is None:
         return LEAD
-    if now < flight.deadline:
-        return Action(Do.JOIN, flight.deadline)
-    return BYPASS
+    return Action(Do.JOIN, flight.deadline)
 
 
 def _stale(now: float, entry: EntryState, flight: Flight | None, resolve_timeout: float) -> Action:
+    if entry.failed:  # the upstream is known to be failing: nobody waits for it
+        if flight is None and now >= entry.retry_after:
+            return SERVE_STALE_AND_RETRY
+        return SERVE_STALE
     if flight is not None:
         if flight.started is None:  # queued behind other names: promote it, then wait
             return Action(Do.WAIT_THEN_STALE, now + resolve_timeout)
@@ -131,8 +140,4 @@ def _stale(now: float, entry: EntryState, flight: Flight | None, resolve_timeout
             return SERVE_STALE
         until = flight.started + resolve_timeout
         return Action(Do.WAIT_THEN_STALE, until) if now < until else SERVE_STALE
-    if now < entry.retry_after:
-        return SERVE_STALE
-    if entry.failed:
-        return SERVE_STALE_AND_RETRY
     return Action(Do.WAIT_THEN_STALE, now + resolve_timeout)

@@ -52,12 +52,19 @@ def _lines(text: str) -> list[list[str]]:
     return out
 
 
-def parse_hosts_names(text: str) -> frozenset[bytes]:
-    """Every name (lower-cased) that /etc/hosts gives an address to."""
+def parse_hosts_names(data: bytes | str) -> frozenset[bytes]:
+    """Every name that /etc/hosts gives an address to, as the exact bytes libc compares.
+
+    glibc matches hosts-file names byte for byte, folding ASCII case only, so
+    the names are kept as bytes and lower-cased with ``bytes.lower`` (ASCII only):
+    two different non-ASCII names never become one ("?" did in 0.1).
+    """
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogateescape")
     names: set[bytes] = set()
-    for words in _lines(text):
+    for line in raw.splitlines():
+        words = line.split(b"#", 1)[0].split()
         for name in words[1:]:
-            names.add(name.lower().encode("ascii", "replace").rstrip(b"."))
+            names.add(name.lower().rstrip(b"."))
     return frozenset(names)
 
 

@@ -112,6 +112,8 @@ class Background:
             self._urgent.append(job)
             self._wake.notify()
             return True
+        # A thread whose start() was interrupted never runs: it must not count.
+        self._workers = [t for t in self._workers if t.is_alive()]  # starts happen under _lock
         if len(self._workers) >= MAX_THREADS:
             return False
         self._urgent.append(job)

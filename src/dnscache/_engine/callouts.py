@@ -6,7 +6,7 @@ rules prevent both:
 
 * The engine never calls out while it holds a lock or leads a flight: hooks,
   log records and spans are emitted before a flight starts or after it ended.
-* While this thread is inside a call out (:func:`calling_out`), dnscache
+* While this thread is inside a call out (:func:`call_out`), dnscache
   itself stays out of the way: the slow path sees :func:`inside` and answers
   from a fresh entry or passes the call straight to the original
   ``getaddrinfo`` (no waiting, no leading, no logging), and :func:`say`
@@ -17,15 +17,23 @@ rules prevent both:
   name gets the original's answer instead of waiting on itself.
 
 The state is one thread-local counter, read only off the hit path.
+
+And the quietest call out is the one not made: the lookup and connect paths
+log nothing in normal operation (no "miss for ..." records at DEBUG), because a
+record emitted from inside ``getaddrinfo`` or ``create_connection`` reaches the
+application's handlers from inside the application's own network call; that
+is how 0.1 made CPython's ``SocketHandler`` back off 30 s instead of 2.5 s.
+Warnings are for degradations (once each) and failing hooks.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 log = logging.getLogger("dnscache")
 _local = threading.local()
@@ -41,21 +49,27 @@ def inside() -> bool:
     return getattr(_local, "depth", 0) > 0
 
 
-@contextlib.contextmanager
-def calling_out() -> Iterator[None]:
-    _local.depth = getattr(_local, "depth", 0) + 1
+def call_out(func: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """Run ``func`` marked as a call out (see the module docstring).
+
+    The mark is set inside the ``try`` and restored to its previous value in
+    the ``finally``: an exception raised by a signal handler at any point can
+    then leave it wrong only if it lands inside the ``finally`` itself (a
+    ``contextlib.contextmanager`` would add windows of its own).
+    """
+    previous = getattr(_local, "depth", 0)
     try:
-        yield
+        _local.depth = previous + 1
+        return func(*args, **kwargs)
     finally:
-        _local.depth -= 1
+        _local.depth = previous
 
 
 def say(level: int, message: str, *args: Any, exc_info: bool = False) -> None:
     """Log through the ``dnscache`` logger, unless we are inside a call out already."""
     if inside() or not log.isEnabledFor(level):
         return
-    with calling_out():
-        log.log(level, message, *args, exc_info=exc_info)
+    call_out(log.log, level, message, *args, exc_info=exc_info)
 
 
 def call_hook(hook: Callable[..., object] | None, *args: Any) -> None:
@@ -65,17 +79,19 @@ def call_hook(hook: Callable[..., object] | None, *args: Any) -> None:
     the caller's thread with nothing of ours held, so an interruption there is
     the caller's, and nothing is left to clean up.
     """
-    if hook is None:
-        return
-    with calling_out():
-        try:
-            hook(*args)
-        except Exception:
-            first = _failed_hooks.get(id(hook)) is not hook
-            if first:
-                if len(_failed_hooks) >= MAX_FAILED_HOOKS:  # bounded: forget, log loudly again
-                    _failed_hooks.clear()
-                _failed_hooks[id(hook)] = hook
-                log.exception("hook %r raised; ignored", hook)
-            else:
-                log.debug("hook %r raised again; ignored", hook, exc_info=True)
+    if hook is not None:
+        call_out(_run_hook, hook, args)
+
+
+def _run_hook(hook: Callable[..., object], args: tuple[Any, ...]) -> None:
+    try:
+        hook(*args)
+    except Exception:
+        first = _failed_hooks.get(id(hook)) is not hook
+        if first:
+            if len(_failed_hooks) >= MAX_FAILED_HOOKS:  # bounded: forget, log loudly again
+                _failed_hooks.clear()
+            _failed_hooks[id(hook)] = hook
+            log.exception("hook %r raised; ignored", hook)
+        else:
+            log.debug("hook %r raised again; ignored", hook, exc_info=True)

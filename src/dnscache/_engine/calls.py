@@ -10,7 +10,6 @@ re-entrant calls).
 
 from __future__ import annotations
 
-import logging
 import math
 import socket
 from collections.abc import Callable
@@ -76,8 +75,7 @@ class Calls:
             return original(host, port, family, type, proto, flags)
         now = self._clock()
         if now >= self._files.next_check and self._files.check(now):
-            callouts.say(logging.DEBUG, "resolver configuration changed; cache cleared")
-            with self._store.lock:
+            with self._store.lock:  # as nscd does when /etc/hosts or resolv.conf change
                 self._store.clear()
         view = self._store.front.get(raw)
         if view is not None:

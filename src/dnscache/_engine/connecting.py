@@ -133,10 +133,6 @@ class Connecting:
         before = health.version
         health.record(answers.text(host), ip, error is None)
         if health.version != before:
-            if error is not None:
-                callouts.say(
-                    logging.DEBUG, "connect to %s (%s) failed: %s", ip, answers.text(host), error
-                )
             store = self._store
             with store.lock:
                 for entry in store.of_host(host):

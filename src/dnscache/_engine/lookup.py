@@ -18,14 +18,13 @@ registered or after it ended: see ``callouts``.
 
 from __future__ import annotations
 
-import logging
 import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from .._cache.entries import Entry, EntryKey, Flight
+from .._cache.entries import Entry, EntryKey, Flight, open_gate, pass_gate
 from .._cache.store import Store
 from .._connect.health import AddressHealth
 from .._core import addrinfo as ai
@@ -139,9 +138,6 @@ class Lookups:
                     flight = Flight(now + self._bound() + FLIGHT_MARGIN, now)
                     store.begin(ekey, flight)
                     keep = entry
-                elif do is rules.Do.BYPASS:
-                    flight = Flight(now + self._bound() + FLIGHT_MARGIN, now)  # not registered
-                    keep = entry
                 elif do is rules.Do.WAIT_THEN_STALE and flight is None:
                     flight = Flight(now + self._bound() + FLIGHT_MARGIN, None)
                     store.begin(ekey, flight)  # the urgent job, dispatched below
@@ -152,10 +148,9 @@ class Lookups:
             if do is rules.Do.LEAD and not hooked:
                 hooked = True  # the hook runs with nothing held, then we decide again
                 callouts.call_hook(config.on_cache_miss, answers.text(ekey[0]))
-            elif do in (rules.Do.LEAD, rules.Do.BYPASS):
+            elif do is rules.Do.LEAD:
                 assert flight is not None
                 self._counters.misses += 1
-                callouts.say(logging.DEBUG, "miss for %s", answers.text(ekey[0]))
                 got = self.run(ekey, flight, keep, background=False)
                 if got is not None:
                     return got
@@ -221,11 +216,11 @@ class Lookups:
     def _wait(self, ekey: EntryKey, flight: Flight, until: float) -> bool:
         """Wait for ``flight`` until ``until``; True if it ended (or is gone) by then."""
         with self._store.lock:
-            event = flight.waiter_event()
-        if event is None:
+            gate = flight.waiter_gate()
+        if gate is None:
             return True
         timeout = min(max(until - self._clock(), 0.0), _WAIT_MAX)
-        return event.wait(timeout)
+        return pass_gate(gate, timeout)
 
     # --- counting ---
 
@@ -256,7 +251,6 @@ class Lookups:
             with self._store.lock:
                 keep = self._store.get(ekey)
             self._counters.refreshes += 1
-            callouts.say(logging.DEBUG, "refreshing %s", answers.text(ekey[0]))
             self.run(ekey, flight, keep, background=True)
 
         def cancel() -> None:
@@ -282,9 +276,8 @@ class Lookups:
         """End a flight that will never run, so nobody waits on it."""
         with self._store.lock:
             self._store.finish(ekey, flight, None)
-            event = flight.finish()
-        if event is not None:
-            event.set()
+            gate = flight.finish()
+        open_gate(gate)
 
     # --- one upstream lookup ---
 
@@ -306,7 +299,7 @@ class Lookups:
                 Freshness.STALE,
             )
         stored: Entry | None = None
-        ended = False
+        gate = None
         started_ns = time.time_ns()
         failure: BaseException | None = None
         try:
@@ -322,17 +315,16 @@ class Lookups:
                     keep.retry_after = self._clock() + STALE_RETRY
                     keep.failed = True
                     flight.entry = keep
-                event = flight.finish()
-                ended = True
-            if event is not None:
-                event.set()
+                gate = flight.finish()
+            open_gate(gate)
         finally:
-            if not ended:
+            # However the lookup ended (an answer, an error, an interruption landing
+            # anywhere above): the flight is finished and its waiters let through.
+            if not flight.finished:
                 with store.lock:
                     store.finish(ekey, flight, None)
-                    event = flight.finish()
-                if event is not None:
-                    event.set()
+                    gate = flight.finish()
+            open_gate(gate)
             self._after(ekey, stored, flight.entry, background, started_ns, failure)
         return flight.entry
 
@@ -369,8 +361,6 @@ class Lookups:
                 self._tracer, name, ekey[1], background, started_ns, time.time_ns(), answer, failure
             )
         if stored is None:
-            if answer is not None:
-                callouts.say(logging.DEBUG, "upstream failed for %s; keeping the old answer", name)
             return
         if stored.error is None:
             ips = ai.ip_strings(stored.addresses)

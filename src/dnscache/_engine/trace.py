@@ -66,23 +66,35 @@ def record_lookup(
     this thread. Never raises.
     """
     try:
-        with callouts.calling_out():
-            span = tracer.start_span(
-                "dnscache.lookup",
-                start_time=start_ns,
-                attributes={
-                    "dns.question.name": name,
-                    "dnscache.family": family,
-                    "dnscache.background": background,
-                },
-            )
-            if failure is not None:
-                span.set_attribute("dnscache.outcome", f"error {type(failure).__name__}")
-            else:
-                span.set_attribute("dnscache.outcome", _outcome(entry))
-            span.end(end_time=end_ns)
+        callouts.call_out(_span, tracer, name, family, background, start_ns, end_ns, entry, failure)
     except Exception:  # telemetry must never break a lookup
         callouts.say(logging.DEBUG, "could not record a span", exc_info=True)
+
+
+def _span(
+    tracer: Any,
+    name: str,
+    family: int,
+    background: bool,
+    start_ns: int,
+    end_ns: int,
+    entry: Entry | None,
+    failure: BaseException | None,
+) -> None:
+    span = tracer.start_span(
+        "dnscache.lookup",
+        start_time=start_ns,
+        attributes={
+            "dns.question.name": name,
+            "dnscache.family": family,
+            "dnscache.background": background,
+        },
+    )
+    if failure is not None:
+        span.set_attribute("dnscache.outcome", f"error {type(failure).__name__}")
+    else:
+        span.set_attribute("dnscache.outcome", _outcome(entry))
+    span.end(end_time=end_ns)
 
 
 def traced_getaddrinfo(getaddrinfo: Callable[..., Any], counters: Counters) -> Callable[..., Any]:

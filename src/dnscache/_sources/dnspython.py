@@ -214,14 +214,20 @@ class _Sockets:
             if self._closed and threading.current_thread().name.startswith("dnscache-"):
                 raise OSError(errno.ECANCELED, "dnscache resolver closed")
             sock = _QuerySocket(family, socket.SOCK_DGRAM)
-            sock.setblocking(False)
-            self._open.add(sock)
+            try:
+                sock.setblocking(False)
+                self._open.add(sock)
+            except BaseException:  # an interruption must not leak the descriptor
+                sock.close()
+                raise
             return sock
 
     def release(self, sock: _QuerySocket) -> None:
-        with self._lock:
-            self._open.discard(sock)
-        sock.close()
+        try:
+            sock.close()  # first: an interruption below must not leave it open
+        finally:
+            with self._lock:
+                self._open.discard(sock)
 
     def after_fork_in_child(self) -> None:
         # The parent's queries are not ours to finish, and the lock may have been held.
@@ -267,8 +273,9 @@ def _nameserver(ip: str, port: int, sockets: _Sockets) -> Any:
                     one_rr_per_rrset,
                     ignore_trailing,
                 )
-            sock = sockets.open(dns.inet.af_for_address(self.address))
+            sock = None
             try:
+                sock = sockets.open(dns.inet.af_for_address(self.address))
                 return dns.query.udp(
                     request,
                     self.address,
@@ -284,7 +291,8 @@ def _nameserver(ip: str, port: int, sockets: _Sockets) -> Any:
                     sock=sock,
                 )
             finally:
-                sockets.release(sock)
+                if sock is not None:
+                    sockets.release(sock)
 
     return Interruptible(ip, port)
 

@@ -35,6 +35,14 @@ def _read(path: str) -> str:
         return ""
 
 
+def _read_bytes(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
 def load_facts(
     hosts: str = HOSTS, resolv_conf: str = RESOLV_CONF, nsswitch: str = NSSWITCH
 ) -> SystemFacts:
@@ -45,7 +53,7 @@ def load_facts(
     if os.environ.get("LOCALDOMAIN", "").strip() or "." in socket.gethostname():
         has_search = True
     return SystemFacts(
-        hosts_names=parse_hosts_names(_read(hosts)),
+        hosts_names=parse_hosts_names(_read_bytes(hosts)),
         has_search=has_search,
         plain_nss=parse_nsswitch_plain(_read(nsswitch)),
         nameservers=nameservers,
