@@ -51,7 +51,7 @@ import _machine
 import _report
 
 import dnscache
-from dnscache._sources.persist.store import PersistentStore
+from dnscache._sources.persist import PersistentStore
 
 HOST = "localhost"  # in /etc/hosts: the system lookup never leaves the machine
 PORT = 443

@@ -29,15 +29,17 @@ from typing import Any
 import pytest
 
 import netns
-from dnscache._sources.persist import store as _persist
-from dnscache._sources.persist.store import (
+from dnscache._sources.persist import (
     DEFAULT_MAX_AGE,
+    SCHEMA_VERSION,
     PersistentStore,
     Seen,
     default_path,
     fallback_order,
     is_alive,
     merge_order,
+    sqlfile,
+    writer,
 )
 
 T0 = 1_800_000_000.0  # a wall-clock instant (2027-01-15) for the injected clock
@@ -391,8 +393,8 @@ def test_schema_version_history(make_store: Callable[..., PersistentStore], tmp_
 
 
 def test_migrations_are_listed_in_order() -> None:
-    versions = [step[0] for step in _persist._MIGRATIONS]
-    assert versions == list(range(1, _persist.SCHEMA_VERSION + 1))
+    versions = [step[0] for step in sqlfile.MIGRATIONS]
+    assert versions == list(range(1, SCHEMA_VERSION + 1))
 
 
 def _fingerprint(path: Path) -> tuple[bytes, int]:
@@ -628,7 +630,7 @@ def test_flush_makes_rows_visible_to_another_store(
 def test_writer_exits_when_idle_and_restarts(
     make_store: Callable[..., PersistentStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_persist, "IDLE_EXIT", 0.05)
+    monkeypatch.setattr(writer, "IDLE_EXIT", 0.05)
     store = make_store()
     store.record_seen("a.test", ["192.0.2.1"])
     store.flush()
@@ -677,7 +679,7 @@ def test_many_threads(make_store: Callable[..., PersistentStore]) -> None:
 
 CHILD = r"""
 import os, sys, time
-from dnscache._sources.persist.store import PersistentStore
+from dnscache._sources.persist import PersistentStore
 path, p, go = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 deadline = time.monotonic() + 30
 while not os.path.exists(go) and time.monotonic() < deadline:
@@ -780,7 +782,7 @@ def test_fork_child_gets_its_own_writer(
 
 NS_SCRIPT = r"""
 import json, logging, os, sys
-from dnscache._sources.persist.store import PersistentStore
+from dnscache._sources.persist import PersistentStore
 
 class Keep(logging.Handler):
     def __init__(self):

@@ -39,7 +39,7 @@ import pytest
 
 import netns
 from dnscache import Resolver
-from dnscache._sources.persist.store import PersistentStore
+from dnscache._sources.persist import PersistentStore
 from dnscache._tools.dnsserver import DNSServer
 
 RESOLVE_TIMEOUT = 0.3
@@ -535,7 +535,7 @@ FULL_DISK = textwrap.dedent(
 
     from dnscache import Resolver
     from dnscache._tools.dnsserver import DNSServer
-    from dnscache._sources.persist.store import PersistentStore
+    from dnscache._sources.persist import PersistentStore
 
     class Keep(logging.Handler):
         def __init__(self):

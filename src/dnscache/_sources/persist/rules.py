@@ -1,0 +1,151 @@
+"""Delta Chat's rules for persisted addresses: which rows live, in what order, and what is junk.
+
+Pure functions: no I/O, no clock (``now`` is an argument), no locks. Everything
+the sqlite file, the memory rows and the engine decide about a row's worth is
+here, so it can be tested exhaustively.
+
+Rows carry wall-clock seconds (``time.time()``): see :mod:`.store` for why.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "DEFAULT_MAX_AGE",
+    "MAX_HOST_LENGTH",
+    "Seen",
+    "Times",
+    "clean_host",
+    "clean_ip",
+    "clean_row",
+    "clean_time",
+    "fallback_order",
+    "is_alive",
+    "merge_order",
+    "newer",
+    "recency",
+]
+
+# Long enough to ride out a DNS outage that spans a holiday-long laptop sleep; short
+# enough that a server's old address, renumbered away, is forgotten within a month.
+DEFAULT_MAX_AGE = 30 * 86400.0
+MAX_HOST_LENGTH = 253  # RFC 1035 2.3.4: 255 octets on the wire, 253 characters as text
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """One persisted address of a host."""
+
+    ip: str
+    last_seen: float  # wall-clock seconds (time.time())
+    last_connected: float | None  # wall-clock seconds, None if never connected
+
+
+Times = tuple[float, float | None]  # (last_seen, last_connected)
+
+
+# --- ordering ---
+
+
+def is_alive(last_seen: float, now: float, max_age: float) -> bool:
+    """Whether a row last seen at ``last_seen`` is still usable at ``now``.
+
+    It dies exactly ``max_age`` seconds after it was seen. A row more than
+    ``max_age`` in the future was written under a wrong clock and is dead too.
+    """
+    return now - max_age < last_seen <= now + max_age
+
+
+def recency(row: Seen) -> tuple[float, float]:
+    """The sort key of :func:`fallback_order` (larger is tried first)."""
+    connected = row.last_connected if row.last_connected is not None else -math.inf
+    return (connected, row.last_seen)
+
+
+def fallback_order(rows: Sequence[Seen]) -> list[str]:
+    """The IPs of ``rows``: most recently connected first, then most recently seen; no repeats.
+
+    An address a connection succeeded to, however long ago, beats one that was only
+    ever seen in an answer. Ties keep the order of ``rows``.
+    """
+    return _unique(row.ip for row in sorted(rows, key=recency, reverse=True))
+
+
+def merge_order(
+    live: Sequence[str],
+    rows: Sequence[Seen],
+    preload: Sequence[str],
+    now: float,
+    max_age: float,
+    limit: int = 10,
+) -> list[str]:
+    """Delta Chat's order of addresses to try, at most ``limit`` of them, no repeats.
+
+    The first two distinct live addresses (the resolver's own preference, and
+    typically both families under RFC 6724/8305 ordering; distinct because
+    getaddrinfo repeats an address once per socket type), then the persisted
+    addresses still alive at ``now`` in :func:`fallback_order`, then the
+    preloaded (built-in) ones, then the rest of the live answer.
+    """
+    fresh = _unique(live)
+    alive = [row for row in rows if is_alive(row.last_seen, now, max_age)]
+    ordered = [*fresh[:2], *fallback_order(alive), *preload, *fresh[2:]]
+    return _unique(ordered)[: max(limit, 0)]
+
+
+def _unique(ips: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(ips))
+
+
+def newer(a: Times, b: Times) -> Times:
+    """Both times moved forward to the later of the two."""
+    if a[1] is None:
+        connected = b[1]
+    elif b[1] is None:
+        connected = a[1]
+    else:
+        connected = max(a[1], b[1])
+    return (max(a[0], b[0]), connected)
+
+
+# --- validation of what goes in and what comes out ---
+
+
+def clean_host(host: object) -> str | None:
+    """``host`` if it is a plausible host name key, else None."""
+    if not isinstance(host, str) or not host or not host.isprintable():
+        return None  # isprintable: no control characters for `dnscache cache show` to print
+    if len(host.removesuffix(".")) > MAX_HOST_LENGTH:
+        return None
+    return host
+
+
+def clean_ip(ip: object) -> str | None:
+    """The canonical text of an IP address, or None."""
+    if not isinstance(ip, str):
+        return None
+    try:
+        return str(ipaddress.ip_address(ip))
+    except ValueError:
+        return None
+
+
+def clean_time(value: object) -> float | None:
+    """``value`` as a finite float, or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def clean_row(ip: object, last_seen: object, last_connected: object) -> Seen | None:
+    """A row read back from the file (or memory), or None if any part of it is junk."""
+    clean = clean_ip(ip)
+    seen = clean_time(last_seen)
+    connected = None if last_connected is None else clean_time(last_connected)
+    if clean is None or seen is None or (last_connected is not None and connected is None):
+        return None
+    return Seen(clean, seen, connected)
