@@ -41,20 +41,7 @@ from dnscache._sources.persist import (
     sqlfile,
     writer,
 )
-
-T0 = 1_800_000_000.0  # a wall-clock instant (2027-01-15) for the injected clock
-
-
-class Clock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def writer_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "dnscache-persist" and t.is_alive()]
+from persisting import T0, Clock, ips, raw, stores, warnings_of, writer_threads
 
 
 @pytest.fixture(autouse=True)
@@ -65,33 +52,7 @@ def no_leaked_writer() -> Iterator[None]:
 
 @pytest.fixture
 def make_store(tmp_path: Path) -> Iterator[Callable[..., PersistentStore]]:
-    stores: list[PersistentStore] = []
-
-    def make(path: Path | str | None = None, **kw: Any) -> PersistentStore:
-        store = PersistentStore(str(path or tmp_path / "dns.sqlite3"), **kw)
-        stores.append(store)
-        return store
-
-    yield make
-    for store in stores:
-        store.close()
-
-
-def raw(path: Path | str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    with contextlib.closing(sqlite3.connect(str(path))) as conn, conn:
-        return conn.execute(sql, params).fetchall()
-
-
-def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [
-        r.getMessage()
-        for r in caplog.records
-        if r.name == "dnscache" and r.levelno >= logging.WARNING
-    ]
-
-
-def ips(rows: list[Seen]) -> list[str]:
-    return [row.ip for row in rows]
+    yield from stores(tmp_path)
 
 
 # --- pure ordering ---

@@ -494,6 +494,30 @@ def test_corrupt_file_is_replaced_and_resolving_goes_on(
     assert len(dnscache_warnings(caplog)) == 1
 
 
+def test_a_planted_row_in_someone_elses_file_is_never_served(
+    dns_server: DNSServer,
+    make_resolver: Callable[..., Resolver],
+    db: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another user's world-writable database at our path: refused, never read."""
+    if os.geteuid() != 0:
+        netns.unavailable("needs root to give the file to another user")
+    seed(db, [("bank.test", "6.6.6.6", 10, 10)])
+    db.chmod(0o666)
+    os.chown(db, 65534, 65534)
+    before = db.read_bytes(), db.stat().st_mtime_ns
+    caplog.set_level(logging.WARNING, logger="dnscache")
+    dns_server.servfail("bank.test")
+    resolver = make_resolver(persist=str(db))
+    assert timed_lookup(resolver, "bank.test")[0] == socket.EAI_AGAIN  # the outage, as it is
+    assert resolver.stats().persisted_hits == 0
+    resolver.close()
+    assert (db.read_bytes(), db.stat().st_mtime_ns) == before
+    [warning] = dnscache_warnings(caplog)
+    assert "uid 65534" in warning
+
+
 def test_unusable_location_keeps_resolving_in_memory(
     dns_server: DNSServer,
     make_resolver: Callable[..., Resolver],

@@ -121,7 +121,7 @@ class Database:
             try:
                 self._prepare()
                 self._state = _SQLITE
-            except sqlfile.Untouchable as exc:
+            except files.Untouchable as exc:
                 self._degrade(f"dnscache: not using {self.path}: {exc}; the file is left as it is")
             except Exception as exc:  # OSError, sqlite3.Error: the location is unusable
                 self._degrade(f"dnscache: cannot use {self.path} ({exc})")
@@ -132,31 +132,38 @@ class Database:
         self._warn("degraded", "%s; keeping addresses in memory for this process only", reason)
 
     def _prepare(self) -> None:
-        files.make_private_dirs(os.path.dirname(self.path))
+        directory = os.path.dirname(self.path)
+        created = files.make_private_dirs(directory)
+        files.check_directory(directory, dedicated=files.is_dedicated(directory, created))
         moved = False
         while True:
-            stat = files.create_private_file(self.path)
+            fd = files.open_private_file(self.path)
             try:
-                sqlfile.check_and_migrate(self.path, self._clock())
-            except Exception as exc:
-                if moved or not sqlfile.is_corrupt(exc):
-                    raise
-                if not files.looks_like_sqlite(self.path):
-                    # Not a database at all: somebody else's file (a wrong --path, a
-                    # typo in PYTHONDNSCACHE_PERSIST). Never rename or touch it.
-                    raise sqlfile.Untouchable(f"{self.path} is not an sqlite database") from exc
-                moved = True
-                self._set_aside(stat, exc)
-                continue
-            files.tighten_sidecars(self.path)
-            return
+                files.check_sidecars(self.path)  # before sqlite reads a -wal or -journal
+                try:
+                    sqlfile.check_and_migrate(self.path, self._clock())
+                except Exception as exc:
+                    if moved or not sqlfile.is_corrupt(exc):
+                        raise
+                    if not files.looks_like_sqlite(fd):
+                        # Not a database at all: somebody else's file (a wrong --path, a
+                        # typo in PYTHONDNSCACHE_PERSIST). Never rename or touch it.
+                        raise files.Untouchable(f"{self.path} is not an sqlite database") from exc
+                    moved = True
+                    self._set_aside(os.fstat(fd), exc)
+                    continue
+                files.make_private(fd)  # a dnscache database of ours: 0600, whatever it was
+                files.tighten_sidecars(self.path)
+                return
+            finally:
+                os.close(fd)
 
     def _set_aside(self, stat: os.stat_result, exc: BaseException) -> None:
         try:
-            current = os.stat(self.path)
+            current = os.lstat(self.path)
         except FileNotFoundError:
             return  # another process moved it already
-        if (current.st_dev, current.st_ino) != (stat.st_dev, stat.st_ino):
+        if not files.same_file(current, stat):
             return  # ... and created a new one: check that one instead
         target = files.move_aside(self.path, self._clock())
         self._warn(

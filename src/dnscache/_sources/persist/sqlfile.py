@@ -12,14 +12,19 @@
   inside one ``BEGIN IMMEDIATE`` transaction, so concurrent first starts
   apply them once. Nothing is written before the file's version is known to be
   one we understand: a newer version, or someone else's tables, is
-  :class:`Untouchable`.
+  :class:`.files.Untouchable`.
+* **Never create, never follow.** Connections open ``mode=rw`` (the file is
+  created by :mod:`.files`, 0600) and check the name around the open.
 """
 
 from __future__ import annotations
 
 import errno
 import sqlite3
+import urllib.parse
 from collections.abc import Sequence
+
+from .files import Untouchable, check_file, same_file
 
 __all__ = [
     "FOREGROUND_BUSY_TIMEOUT",
@@ -89,10 +94,6 @@ class Corrupt(Exception):
     """The file is damaged: move it aside and start over."""
 
 
-class Untouchable(Exception):
-    """The file is not ours to modify (a newer schema, someone else's tables)."""
-
-
 def is_corrupt(exc: BaseException) -> bool:
     if isinstance(exc, Corrupt):
         return True
@@ -109,11 +110,21 @@ def is_full(exc: BaseException) -> bool:
 
 
 def connect(path: str, busy_timeout: float, max_page_count: int | None) -> sqlite3.Connection:
-    """An autocommit connection (we write BEGIN/COMMIT), for whichever thread holds its lock."""
+    """An autocommit connection (we write BEGIN/COMMIT), for whichever thread holds its lock.
+
+    ``mode=rw``: sqlite never creates the file (we do, 0600). The name is
+    checked around the open (:func:`.files.check_file`): a regular file of
+    ours, the same inode before and after, so sqlite cannot have followed a
+    symlink swapped in meanwhile.
+    """
+    before = check_file(path)
+    uri = f"file:{urllib.parse.quote(path)}?mode=rw"
     conn = sqlite3.connect(
-        path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        uri, timeout=busy_timeout, isolation_level=None, check_same_thread=False, uri=True
     )
     try:
+        if not same_file(before, check_file(path)):
+            raise Untouchable(f"{path} was replaced while it was being opened")
         conn.execute("PRAGMA synchronous=NORMAL")
         if max_page_count is not None:
             conn.execute(f"PRAGMA max_page_count={int(max_page_count)}")

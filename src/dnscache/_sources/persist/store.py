@@ -33,9 +33,11 @@ Design notes:
     aside (see :mod:`.files`) and a new one is created: one warning;
   - an unusable location (unwritable directory, path under a regular file,
     read-only file system) or a file we must not modify (a newer schema
-    version than we know, someone else's database) leaves the file untouched
-    and the store keeps rows in memory for the life of the process, with the
-    same API: one warning, and :attr:`~PersistentStore.degraded` is True;
+    version than we know, someone else's database, a symlink, a file or
+    directory another user owns or can write: see :mod:`.files`) leaves
+    everything untouched and the store keeps rows in memory for the life of
+    the process, with the same API: one warning, and
+    :attr:`~PersistentStore.degraded` is True;
   - a failed write (disk full, a lock held for longer than the busy timeout,
     an I/O error) keeps the batch in memory, so this process still serves it,
     and logs one warning per kind of failure.
