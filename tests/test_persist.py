@@ -278,11 +278,31 @@ def test_rows_read_back_are_validated(
         ("ok.test", "0:0::0:1", T0, None),  # valid, not canonical
         ("x" * 250 + ".test", "192.0.2.5", T0, None),  # longer than 253
         ("evil\x1b[31m.test", "192.0.2.6", T0, None),  # control characters
+        # issue 11 item 9: not a unicast, scope-less address
+        ("ok.test", "fe80::1%nosuchif", T0, None),  # glibc: EAI_NONAME, hiding the rest
+        ("ok.test", "fe80::2%1", T0, None),
+        ("ok.test", "0.0.0.0", T0, None),
+        ("ok.test", "0.1.2.3", T0, None),  # "this network" (RFC 1122)
+        ("ok.test", "::", T0, None),
+        ("ok.test", "255.255.255.255", T0, None),
+        ("ok.test", "224.0.0.1", T0, None),
+        ("ok.test", "ff02::1", T0, None),
+        ("ok.test", "::ffff:224.0.0.1", T0, None),
+        ("ok.test", "::ffff:0.0.0.0", T0, None),
+        # ... nor a sane time
+        ("ok.test", "192.0.2.20", T0, 1e300),  # would sort first for ever
+        ("ok.test", "192.0.2.21", 1e300, None),
+        ("ok.test", "192.0.2.22", T0, 900_000_000.0),  # 1998: before dnscache, before 2000
+        ("ok.test", "192.0.2.23", T0, -1.0),
+        ("ok.test", "192.0.2.25", T0, float("inf")),
     ]
     with contextlib.closing(sqlite3.connect(str(path))) as conn, conn:
         conn.executemany("INSERT INTO addresses VALUES (?, ?, ?, ?)", junk)
+        # A last_connected after last_seen is something we never write: capped.
+        conn.execute("INSERT INTO addresses VALUES ('ok.test', '192.0.2.30', ?, ?)", (T0, T0 + 1))
     store = make_store(path, clock=Clock(T0 + 1))
-    assert sorted(ips(store.addresses("ok.test"))) == ["192.0.2.1", "::1"]
+    assert sorted(ips(store.addresses("ok.test"))) == ["192.0.2.1", "192.0.2.30", "::1"]
+    assert Seen("192.0.2.30", T0, T0) in store.addresses("ok.test")
     assert store.addresses("x" * 250 + ".test") == []
     assert [h for h, _ in store.all_hosts()] == ["ok.test"]
 

@@ -248,6 +248,30 @@ def test_upstream_failure_answers_from_the_file_in_recency_order(
         assert timed_lookup(resolver, "unknown.test")[0] == socket.EAI_AGAIN
 
 
+def test_junk_rows_in_the_file_do_not_spoil_the_good_ones(
+    dns_server: DNSServer, make_resolver: Callable[..., Resolver], db: Path
+) -> None:
+    """Issue 11 item 9: a scoped row turned the outage into EAI_NONAME, hiding the rest."""
+    seed(db, [("svc.test", "127.0.1.1", 100, 100), ("svc.test", "127.0.1.2", 50, None)])
+    now = time.time()
+    junk = [
+        ("fe80::1%nosuchif", now - 1, now - 1),  # glibc: EAI_NONAME for an unknown scope
+        ("224.0.0.1", now - 1, now - 1),
+        ("0.0.0.0", now - 1, now - 1),  # Linux connects this to the local host
+        ("255.255.255.255", now - 1, None),
+        ("127.0.1.3", now - 1, 1e300),  # would be tried first for ever
+    ]
+    with contextlib.closing(sqlite3.connect(str(db))) as conn, conn:
+        conn.executemany(
+            "INSERT INTO addresses VALUES ('svc.test', ?, ?, ?)",
+            [(ip, seen, connected) for ip, seen, connected in junk],
+        )
+    dns_server.servfail("svc.test")
+    resolver = make_resolver(persist=str(db))
+    assert timed_lookup(resolver, "svc.test")[0] == ["127.0.1.1", "127.0.1.2"]
+    assert resolver.stats().persisted_hits == 1
+
+
 def test_recency_written_by_the_resolver_itself(
     dns_server: DNSServer,
     make_resolver: Callable[..., Resolver],

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 __all__ = [
     "DEFAULT_MAX_AGE",
     "MAX_HOST_LENGTH",
+    "MIN_TIME",
     "Seen",
     "Times",
     "clean_host",
@@ -28,6 +29,7 @@ __all__ = [
     "merge_order",
     "newer",
     "recency",
+    "sane_time",
 ]
 
 # Long enough to ride out a DNS outage that spans a holiday-long laptop sleep; short
@@ -113,6 +115,21 @@ def newer(a: Times, b: Times) -> Times:
 
 
 # --- validation of what goes in and what comes out ---
+#
+# Rows come back from a file that other processes of this user, other versions of
+# dnscache, a disk error or a hand with the sqlite3 shell may have written: they are
+# untrusted input. A row is used only if every part of it is something we could have
+# written ourselves; anything else is skipped, never "repaired".
+
+# 2000-01-01T00:00:00Z. No row of ours is older (dnscache did not exist), and a clock
+# that reads earlier (an embedded board booting at 1970 without an RTC) writes nothing.
+MIN_TIME = 946_684_800.0
+
+# 0.0.0.0/8 is "this network" (RFC 1122 3.2.1.3: never a destination; Linux even
+# connects 0.0.0.0 to the local host), 255.255.255.255 the limited broadcast
+# (RFC 919/922). Multicast and the unspecified addresses are not a host's address.
+_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
+_LIMITED_BROADCAST = ipaddress.ip_address("255.255.255.255")
 
 
 def clean_host(host: object) -> str | None:
@@ -125,13 +142,24 @@ def clean_host(host: object) -> str | None:
 
 
 def clean_ip(ip: object) -> str | None:
-    """The canonical text of an IP address, or None."""
-    if not isinstance(ip, str):
+    """The canonical text of a unicast, scope-less IP address, or None.
+
+    A scope (``fe80::1%eth0``) names an interface of the machine that wrote the
+    row, which may not exist here: glibc answers EAI_NONAME for an unknown one,
+    and that error would hide every good row of the host (issue 11 item 9).
+    """
+    if not isinstance(ip, str) or "%" in ip:
         return None
     try:
-        return str(ipaddress.ip_address(ip))
+        address = ipaddress.ip_address(ip)
     except ValueError:
         return None
+    v4 = address if isinstance(address, ipaddress.IPv4Address) else address.ipv4_mapped
+    if address.is_unspecified or address.is_multicast:
+        return None
+    if v4 is not None and (v4 in _THIS_NETWORK or v4 == _LIMITED_BROADCAST or v4.is_multicast):
+        return None
+    return str(address)
 
 
 def clean_time(value: object) -> float | None:
@@ -141,11 +169,28 @@ def clean_time(value: object) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def clean_row(ip: object, last_seen: object, last_connected: object) -> Seen | None:
-    """A row read back from the file (or memory), or None if any part of it is junk."""
+def sane_time(value: object, now: float, max_age: float) -> float | None:
+    """``value`` if it is a time a row of ours could carry at ``now``, else None.
+
+    Not before :data:`MIN_TIME`, not more than ``max_age`` ahead of ``now`` (a
+    clock that was that wrong wrote garbage; see :func:`is_alive`).
+    """
+    t = clean_time(value)
+    return t if t is not None and MIN_TIME <= t <= now + max_age else None
+
+
+def clean_row(
+    ip: object, last_seen: object, last_connected: object, now: float, max_age: float
+) -> Seen | None:
+    """A row read back from the file (or memory) at ``now``, or None if any part is junk.
+
+    A connection counts as seen, so a ``last_connected`` later than
+    ``last_seen`` is something we never write: it is capped at ``last_seen``, so
+    that a hand-edited row cannot jump ahead in :func:`fallback_order`.
+    """
     clean = clean_ip(ip)
-    seen = clean_time(last_seen)
-    connected = None if last_connected is None else clean_time(last_connected)
+    seen = sane_time(last_seen, now, max_age)
+    connected = None if last_connected is None else sane_time(last_connected, now, max_age)
     if clean is None or seen is None or (last_connected is not None and connected is None):
         return None
-    return Seen(clean, seen, connected)
+    return Seen(clean, seen, None if connected is None else min(connected, seen))

@@ -70,6 +70,7 @@ from .files import default_path
 from .memory import MemoryRows
 from .rules import (
     DEFAULT_MAX_AGE,
+    MIN_TIME,
     Seen,
     Times,
     clean_host,
@@ -259,8 +260,8 @@ class PersistentStore:
     def _record(self, host: str, ips: Sequence[str], *, connected: bool) -> None:
         host_key = clean_host(host)
         now = clean_time(self._clock())
-        if host_key is None or now is None:
-            return
+        if host_key is None or now is None or now < MIN_TIME:
+            return  # a clock before 2000 is wrong: what it stamps would be read back as junk
         times: Times = (now, now if connected else None)
         clean = [ip for ip in map(clean_ip, ips) if ip is not None]
         queued = not (self._closed or self._db.degraded) and self._writer.put(
@@ -369,7 +370,7 @@ class PersistentStore:
         best: dict[str, Times] = {}
         candidates = [*found, *((ip, seen, conn) for ip, (seen, conn) in extra.items())]
         for ip, last_seen, last_connected in candidates:
-            row = clean_row(ip, last_seen, last_connected)
+            row = clean_row(ip, last_seen, last_connected, now, self._max_age)
             if row is None or not is_alive(row.last_seen, now, self._max_age):
                 continue
             times: Times = (row.last_seen, row.last_connected)
