@@ -215,7 +215,7 @@ def test_old_rows_are_not_returned_and_prune_at_the_boundary(
 
     assert store.prune(now=T0 + 99.5) == 0
     assert store.prune(now=T0 + 100) == 1
-    assert raw(tmp_path / "dns.sqlite3", "SELECT host FROM addresses") == [("new.test",)]
+    assert raw(tmp_path / "dns.sqlite3", "SELECT host FROM addresses") == [(b"new.test",)]
     assert store.prune() == 0  # now from the clock: T0 + 100, new.test is 50 s old
     clock.now = T0 + 150
     assert store.prune() == 1
@@ -245,7 +245,7 @@ def test_first_write_prunes_what_other_processes_left(
     second = make_store(clock=clock, max_age=100.0)
     second.record_seen("fresh.test", ["192.0.2.2"])
     second.flush()
-    assert raw(tmp_path / "dns.sqlite3", "SELECT host FROM addresses") == [("fresh.test",)]
+    assert raw(tmp_path / "dns.sqlite3", "SELECT host FROM addresses") == [(b"fresh.test",)]
 
 
 def test_clear(make_store: Callable[..., PersistentStore], tmp_path: Path) -> None:
@@ -297,14 +297,22 @@ def test_rows_read_back_are_validated(
         ("ok.test", "192.0.2.25", T0, float("inf")),
     ]
     with contextlib.closing(sqlite3.connect(str(path))) as conn, conn:
-        conn.executemany("INSERT INTO addresses VALUES (?, ?, ?, ?)", junk)
+        conn.executemany(
+            "INSERT INTO addresses VALUES (?, ?, ?, ?)", [(h.encode(), *row) for h, *row in junk]
+        )
+        # A host as text, not bytes: nothing we write (and it matches no key).
+        conn.execute("INSERT INTO addresses VALUES ('ok.test', '192.0.2.40', ?, NULL)", (T0,))
         # A last_connected after last_seen is something we never write: capped.
-        conn.execute("INSERT INTO addresses VALUES ('ok.test', '192.0.2.30', ?, ?)", (T0, T0 + 1))
+        conn.execute(
+            "INSERT INTO addresses VALUES (?, '192.0.2.30', ?, ?)", (b"ok.test", T0, T0 + 1)
+        )
     store = make_store(path, clock=Clock(T0 + 1))
     assert sorted(ips(store.addresses("ok.test"))) == ["192.0.2.1", "192.0.2.30", "::1"]
     assert Seen("192.0.2.30", T0, T0) in store.addresses("ok.test")
     assert store.addresses("x" * 250 + ".test") == []
     assert [h for h, _ in store.all_hosts()] == ["ok.test"]
+    assert [h for h, _ in store.hosts()] == [b"ok.test"]
+    assert "192.0.2.40" not in ips(store.hosts()[0][1])
 
 
 def test_bad_input_is_ignored(make_store: Callable[..., PersistentStore], tmp_path: Path) -> None:
@@ -365,11 +373,16 @@ def test_schema_version_history(make_store: Callable[..., PersistentStore], tmp_
     make_store(path, clock=Clock()).addresses("a.test")
     make_store(path, clock=Clock(T0 + 5)).addresses("a.test")  # a second start adds nothing
     rows = raw(path, "SELECT version, applied, note FROM schema_version")
-    assert len(rows) == 1
-    assert rows[0][:2] == (1, T0)
+    assert [row[:2] for row in rows] == [(1, T0), (2, T0)]
     assert "addresses" in rows[0][2]
-    columns = [r[1] for r in raw(path, "PRAGMA table_info(addresses)")]
-    assert columns == ["host", "ip", "last_seen", "last_connected"]
+    assert "bytes" in rows[1][2]
+    columns = [r[1:3] for r in raw(path, "PRAGMA table_info(addresses)")]
+    assert columns == [
+        ("host", "BLOB"),
+        ("ip", "TEXT"),
+        ("last_seen", "REAL"),
+        ("last_connected", "REAL"),
+    ]
     assert raw(path, "PRAGMA journal_mode") == [("wal",)]
 
 
@@ -498,7 +511,9 @@ def test_stale_wal_of_a_corrupt_file_is_moved_aside_too(
     with contextlib.closing(sqlite3.connect(str(path))) as conn:
         conn.execute("PRAGMA wal_autocheckpoint=0")
         with conn:
-            conn.execute("INSERT INTO addresses VALUES ('old2.test', '192.0.2.2', ?, NULL)", (T0,))
+            conn.execute(
+                "INSERT INTO addresses VALUES (?, '192.0.2.2', ?, NULL)", (b"old2.test", T0)
+            )
         wal = Path(f"{path}-wal").read_bytes()  # frames not yet in the main file
     assert len(wal) > 32
     _corrupt_random(path)
@@ -588,7 +603,7 @@ def test_close_flushes_joins_and_is_idempotent(
     assert time.monotonic() - started < 1.0  # does not sit out the batching window
     assert writer_threads() == []
     assert raw(tmp_path / "dns.sqlite3", "SELECT host, ip FROM addresses") == [
-        ("a.test", "192.0.2.1")
+        (b"a.test", "192.0.2.1")
     ]
     store.close()
     store.record_seen("b.test", ["192.0.2.2"])  # harmless after close, and no new thread
@@ -709,8 +724,9 @@ def test_eight_processes_share_one_file(
     expected.add(("shared.test", "192.0.2.100"))
     assert len(expected) == 8 * 200 * 2 + 9
     assert raw(path, "PRAGMA integrity_check") == [("ok",)]
-    assert set(raw(path, "SELECT host, ip FROM addresses")) == expected
-    assert raw(path, "SELECT count(*) FROM schema_version") == [(1,)]
+    stored = raw(path, "SELECT host, ip FROM addresses")
+    assert {(host.decode("ascii"), ip) for host, ip in stored} == expected
+    assert raw(path, "SELECT count(*) FROM schema_version") == [(SCHEMA_VERSION,)]
     assert ips(reader.addresses("shared.test"))[0] == "192.0.2.100"  # the connected one
 
 
@@ -751,7 +767,7 @@ def test_fork_child_gets_its_own_writer(
     store.record_seen("parent2.test", ["192.0.2.3"])  # the parent's store still works
     store.flush()
     assert raw(path, "PRAGMA integrity_check") == [("ok",)]
-    assert {h for (h,) in raw(path, "SELECT host FROM addresses")} == {
+    assert {h.decode("ascii") for (h,) in raw(path, "SELECT host FROM addresses")} == {
         "parent.test",
         "queued.test",
         "child.test",
@@ -858,7 +874,7 @@ def test_the_writer_prunes_at_start_then_at_most_once_a_day(
 
     def hosts_in_file() -> set[str]:
         with contextlib.closing(sqlite3.connect(str(path))) as conn:
-            return {row[0] for row in conn.execute("SELECT host FROM addresses")}
+            return {row[0].decode("ascii") for row in conn.execute("SELECT host FROM addresses")}
 
     store.record_seen("old.test", ["192.0.2.1"])
     store.flush()

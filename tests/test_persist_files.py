@@ -297,5 +297,5 @@ def test_a_swap_after_the_check_is_noticed_not_used(
     assert ips(store.addresses("a.test")) == ["192.0.2.1"]  # kept in memory
     store.close()
     assert fingerprint(victim) == before
-    assert raw(victim, "SELECT host FROM addresses") == [("theirs.test",)]
+    assert raw(victim, "SELECT host FROM addresses") == [(b"theirs.test",)]
     assert any("symbolic link" in w for w in warnings_of(caplog))

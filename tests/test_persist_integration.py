@@ -75,7 +75,7 @@ def seed(path: Path, rows: Sequence[Row]) -> None:
 def table(path: Path) -> dict[tuple[str, str], tuple[float, float | None]]:
     with contextlib.closing(sqlite3.connect(str(path))) as conn:
         rows = conn.execute("SELECT host, ip, last_seen, last_connected FROM addresses")
-        return {(host, ip): (seen, connected) for host, ip, seen, connected in rows}
+        return {(host.decode("ascii"), ip): (seen, connected) for host, ip, seen, connected in rows}
 
 
 def integrity(path: Path) -> list[tuple[Any, ...]]:
@@ -263,7 +263,7 @@ def test_junk_rows_in_the_file_do_not_spoil_the_good_ones(
     ]
     with contextlib.closing(sqlite3.connect(str(db))) as conn, conn:
         conn.executemany(
-            "INSERT INTO addresses VALUES ('svc.test', ?, ?, ?)",
+            "INSERT INTO addresses VALUES (CAST('svc.test' AS BLOB), ?, ?, ?)",
             [(ip, seen, connected) for ip, seen, connected in junk],
         )
     dns_server.servfail("svc.test")

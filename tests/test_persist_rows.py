@@ -168,7 +168,8 @@ def test_whatever_the_file_holds_only_usable_rows_come_back(
     with closing(sqlite3.connect(str(path))) as conn, conn:
         for ip, seen, connected in raw_rows:
             cursor = conn.execute(
-                "INSERT OR IGNORE INTO addresses VALUES ('h.test', ?, ?, ?)", (ip, seen, connected)
+                "INSERT OR IGNORE INTO addresses VALUES (?, ?, ?, ?)",
+                (b"h.test", ip, seen, connected),
             )
             if cursor.rowcount:
                 inserted.append((ip, seen, connected))

@@ -20,14 +20,14 @@ class MemoryRows:
     """Rows this process keeps for itself: bounded, oldest host evicted first. Not thread-safe."""
 
     def __init__(self, limit: int = MAX_MEMORY_ROWS) -> None:
-        self._hosts: OrderedDict[str, dict[str, Times]] = OrderedDict()
+        self._hosts: OrderedDict[bytes, dict[str, Times]] = OrderedDict()
         self._count = 0
         self._limit = limit
 
     def __len__(self) -> int:
         return self._count
 
-    def upsert(self, host: str, ip: str, times: Times) -> None:
+    def upsert(self, host: bytes, ip: str, times: Times) -> None:
         ips = self._hosts.get(host)
         if ips is None:
             ips = self._hosts[host] = {}
@@ -41,10 +41,10 @@ class MemoryRows:
             _, evicted = self._hosts.popitem(last=False)
             self._count -= len(evicted)
 
-    def rows(self, host: str) -> dict[str, Times]:
+    def rows(self, host: bytes) -> dict[str, Times]:
         return dict(self._hosts.get(host, {}))
 
-    def hosts(self) -> dict[str, dict[str, Times]]:
+    def hosts(self) -> dict[bytes, dict[str, Times]]:
         return {host: dict(ips) for host, ips in self._hosts.items()}
 
     def prune(self, now: float, max_age: float) -> int:

@@ -24,6 +24,7 @@ __all__ = [
     "clean_ip",
     "clean_row",
     "clean_time",
+    "display_host",
     "fallback_order",
     "is_alive",
     "merge_order",
@@ -35,7 +36,7 @@ __all__ = [
 # Long enough to ride out a DNS outage that spans a holiday-long laptop sleep; short
 # enough that a server's old address, renumbered away, is forgotten within a month.
 DEFAULT_MAX_AGE = 30 * 86400.0
-MAX_HOST_LENGTH = 253  # RFC 1035 2.3.4: 255 octets on the wire, 253 characters as text
+MAX_HOST_LENGTH = 253  # RFC 1035 2.3.4: 255 octets on the wire, 253 as a dotted name
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,16 +130,47 @@ MIN_TIME = 946_684_800.0
 # connects 0.0.0.0 to the local host), 255.255.255.255 the limited broadcast
 # (RFC 919/922). Multicast and the unspecified addresses are not a host's address.
 _THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
+_CONTROL = bytes([*range(0x20), 0x7F])  # NUL and the other C0 controls, DEL
 _LIMITED_BROADCAST = ipaddress.ip_address("255.255.255.255")
 
 
-def clean_host(host: object) -> str | None:
-    """``host`` if it is a plausible host name key, else None."""
-    if not isinstance(host, str) or not host or not host.isprintable():
-        return None  # isprintable: no control characters for `dnscache cache show` to print
-    if len(host.removesuffix(".")) > MAX_HOST_LENGTH:
+def clean_host(host: object) -> bytes | None:
+    """The key ``host`` is kept under, exactly as libc sees it, or None if it cannot be a name.
+
+    Keys are bytes, compared byte for byte: two different names never share a
+    row (issue 11 item 8; a lossy text form such as ``decode("ascii",
+    "replace")`` made ``caf\xc3\xa9`` and ``caf\xc3\xa8`` one name). A ``str``
+    is taken only when it is ASCII (an already-encoded key) and anything else
+    is refused rather than guessed at. Refused too: the empty name, a NUL (libc
+    never sees past it), control characters (no resolver returns addresses for
+    them, and ``dnscache cache show`` would print them) and more than 253
+    octets besides a final dot (RFC 1035 2.3.4).
+    """
+    if isinstance(host, str):
+        if not host.isascii():
+            return None
+        host = host.encode("ascii")
+    if type(host) is not bytes or not host:
+        return None
+    if len(host.removesuffix(b".")) > MAX_HOST_LENGTH:
+        return None
+    if host.translate(None, _CONTROL) != host:
         return None
     return host
+
+
+def display_host(host: bytes) -> str:
+    """``host`` as text to show a person: UTF-8 where it is, escapes for the rest.
+
+    A byte that is not UTF-8 shows as ``\\xNN``, a character that is not
+    printable (a bidi override, a zero-width space) as ``\\UNNNNNNNN``, and a
+    backslash is doubled, so two keys never look alike and nothing reaches a
+    terminal that could rewrite what is around it.
+    """
+    text = host.replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace")
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\U{ord(c):08x}" for c in text)
 
 
 def clean_ip(ip: object) -> str | None:

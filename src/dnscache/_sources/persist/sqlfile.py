@@ -46,7 +46,7 @@ __all__ = [
 WRITER_BUSY_TIMEOUT = 5.0  # seconds the writer waits for another process's write lock
 FOREGROUND_BUSY_TIMEOUT = 1.0  # readers in WAL mode almost never wait; never long on a lookup
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # (version, one line of history, statements). Applied in order in one transaction;
 # append only: a released step is never edited.
@@ -62,6 +62,30 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
                 last_connected REAL,
                 PRIMARY KEY (host, ip)
             ) WITHOUT ROWID""",
+        ),
+    ),
+    # Version 1 keyed rows by decode("ascii", "replace") of the name, so different
+    # non-ASCII names shared rows (issue 11 item 8). A pure-ASCII key was exact and is
+    # kept, as the same bytes; any other was ambiguous (it may be another name's
+    # addresses) and is dropped: losing a cache row is harmless, serving it is not.
+    # length() counts characters of text and bytes of a blob: equal only for ASCII
+    # (and never past a NUL).
+    (
+        2,
+        "addresses.host: the exact bytes libc sees (BLOB); ASCII keys kept, lossy ones dropped",
+        (
+            """CREATE TABLE addresses_v2 (
+                host BLOB NOT NULL,
+                ip TEXT NOT NULL,
+                last_seen REAL NOT NULL,
+                last_connected REAL,
+                PRIMARY KEY (host, ip)
+            ) WITHOUT ROWID""",
+            """INSERT OR IGNORE INTO addresses_v2
+            SELECT CAST(host AS BLOB), ip, last_seen, last_connected FROM addresses
+            WHERE typeof(host) = 'text' AND length(host) = length(CAST(host AS BLOB))""",
+            "DROP TABLE addresses",
+            "ALTER TABLE addresses_v2 RENAME TO addresses",
         ),
     ),
 )

@@ -77,6 +77,7 @@ from .rules import (
     clean_ip,
     clean_row,
     clean_time,
+    display_host,
     fallback_order,
     is_alive,
     merge_order,
@@ -160,19 +161,24 @@ class PersistentStore:
         """Queued entries dropped because the queue was full."""
         return self._writer.dropped
 
-    def record_seen(self, host: str, ips: Sequence[str]) -> None:
-        """Queue: ``host`` resolved to ``ips`` now. Never blocks on I/O."""
+    def record_seen(self, host: bytes | str, ips: Sequence[str]) -> None:
+        """Queue: ``host`` resolved to ``ips`` now. Never blocks on I/O.
+
+        ``host`` is the name as libc sees it, as bytes (the engine's cache key
+        without its final dot); an ASCII ``str`` is taken as the same bytes and
+        any other ``str`` is ignored (see :func:`.rules.clean_host`).
+        """
         with self._shield("record_seen"):
             if isinstance(ips, str):
                 ips = (ips,)
             self._record(host, ips, connected=False)
 
-    def record_connected(self, host: str, ip: str) -> None:
+    def record_connected(self, host: bytes | str, ip: str) -> None:
         """Queue: a connection to ``ip`` for ``host`` just succeeded (which also counts as seen)."""
         with self._shield("record_connected"):
             self._record(host, (ip,), connected=True)
 
-    def addresses(self, host: str) -> list[Seen]:
+    def addresses(self, host: bytes | str) -> list[Seen]:
         """The live persisted addresses of ``host`` in :func:`fallback_order`.
 
         Reads the file (plus any rows this process could not write), so it sees
@@ -184,11 +190,21 @@ class PersistentStore:
             result = self._addresses(host)
         return result
 
+    def hosts(self) -> list[tuple[bytes, list[Seen]]]:
+        """Every host key (the exact bytes) with its live addresses, sorted by key."""
+        result: list[tuple[bytes, list[Seen]]] = []
+        with self._shield("hosts"):
+            result = self._all_hosts()
+        return result
+
     def all_hosts(self) -> list[tuple[str, list[Seen]]]:
-        """Every host with its live addresses, sorted by host (for ``dnscache cache show``)."""
+        """:meth:`hosts` with each key as text to show (:func:`.rules.display_host`).
+
+        For ``dnscache cache show``; sorted by that text.
+        """
         result: list[tuple[str, list[Seen]]] = []
         with self._shield("all_hosts"):
-            result = self._all_hosts()
+            result = sorted((display_host(host), rows) for host, rows in self._all_hosts())
         return result
 
     def prune(self, now: float | None = None) -> int:
@@ -257,7 +273,7 @@ class PersistentStore:
 
     # -- writing (the writer thread calls _write and _drop_writer_conn) --
 
-    def _record(self, host: str, ips: Sequence[str], *, connected: bool) -> None:
+    def _record(self, host: bytes | str, ips: Sequence[str], *, connected: bool) -> None:
         host_key = clean_host(host)
         now = clean_time(self._clock())
         if host_key is None or now is None or now < MIN_TIME:
@@ -284,7 +300,7 @@ class PersistentStore:
             conn.close()
 
     def _write(
-        self, conn: sqlite3.Connection | None, batch: Mapping[tuple[str, str], Times]
+        self, conn: sqlite3.Connection | None, batch: Mapping[tuple[bytes, str], Times]
     ) -> sqlite3.Connection | None:
         """Write one batch in one transaction; on failure keep it in memory."""
         try:
@@ -328,14 +344,14 @@ class PersistentStore:
                 exc,
             )
 
-    def _remember(self, batch: Mapping[tuple[str, str], Times]) -> None:
+    def _remember(self, batch: Mapping[tuple[bytes, str], Times]) -> None:
         with self._lock:
             for (host, ip), times in batch.items():
                 self._memory.upsert(host, ip, times)
 
     # -- reading, pruning, clearing --
 
-    def _addresses(self, host: str) -> list[Seen]:
+    def _addresses(self, host: bytes | str) -> list[Seen]:
         host_key = clean_host(host)
         now = self._clock()
         if host_key is None:
@@ -346,14 +362,14 @@ class PersistentStore:
             extra = self._memory.rows(host_key)
         return self._combine(found, extra, now)
 
-    def _all_hosts(self) -> list[tuple[str, list[Seen]]]:
+    def _all_hosts(self) -> list[tuple[bytes, list[Seen]]]:
         now = self._clock()
         found = self._db.query(sqlfile.SELECT_ALL, (now - self._max_age, now + self._max_age))
         with self._lock:
             extra = self._memory.hosts()
-        by_host: dict[str, list[tuple[object, ...]]] = {}
+        by_host: dict[bytes, list[tuple[object, ...]]] = {}
         for host, *row in found:
-            host_key = clean_host(host)
+            host_key = clean_host(host) if type(host) is bytes else None  # text: not our row
             if host_key is not None:
                 by_host.setdefault(host_key, []).append(tuple(row))
         result = []

@@ -33,7 +33,7 @@ IDLE_EXIT = 10.0  # seconds the writer waits for work before its thread exits
 JOIN_TIMEOUT = 1.0  # close() waits this long for the writer on top of flush time
 CLOSE_FLUSH_TIMEOUT = 2.0  # ... and this long for the last batch to be written
 
-Key = tuple[str, str]  # (host, ip)
+Key = tuple[bytes, str]  # (host, ip)
 Batch = Mapping[Key, Times]
 Conn = sqlite3.Connection | None
 WriteBatch = Callable[[Conn, Batch], Conn]  # write one batch; the connection to use next
