@@ -43,6 +43,8 @@ import stat
 import time
 from collections.abc import Mapping
 
+from ..._core.paths import default_cache_path
+
 __all__ = [
     "Untouchable",
     "check_directory",
@@ -74,12 +76,7 @@ class Untouchable(Exception):
 
 def default_path(environ: Mapping[str, str] | None = None) -> str:
     """``$XDG_CACHE_HOME/dnscache/dns.sqlite3``, else ``~/.cache/dnscache/dns.sqlite3``."""
-    env = os.environ if environ is None else environ
-    base = env.get("XDG_CACHE_HOME", "")
-    if not os.path.isabs(base):  # the XDG spec: a relative path is invalid and ignored
-        home = env.get("HOME") or os.path.expanduser("~")
-        base = os.path.join(home, ".cache")
-    return os.path.join(base, "dnscache", "dns.sqlite3")
+    return default_cache_path(environ)
 
 
 def looks_like_sqlite(fd: int) -> bool:
