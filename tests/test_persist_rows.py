@@ -66,7 +66,7 @@ ANY_IP: st.SearchStrategy[Any] = st.one_of(
     BAD_LOOKING,
     st.text(max_size=45),
     st.binary(max_size=16),
-    st.integers(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),  # what sqlite can hold
     st.none(),
 )
 ANY_TIME: st.SearchStrategy[Any] = st.one_of(

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from collections.abc import Iterable, Sequence
+import socket
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 __all__ = [
     "DEFAULT_MAX_AGE",
+    "MAX_ADDRESSES",
     "MAX_HOST_LENGTH",
+    "MAX_ROWS_PER_HOST",
     "MIN_TIME",
     "Seen",
     "Times",
@@ -24,12 +27,15 @@ __all__ = [
     "clean_ip",
     "clean_row",
     "clean_time",
+    "combine",
     "display_host",
+    "fallback_addresses",
     "fallback_order",
     "is_alive",
     "merge_order",
+    "merged_addresses",
     "newer",
-    "recency",
+    "order_key",
     "sane_time",
 ]
 
@@ -51,31 +57,90 @@ class Seen:
 Times = tuple[float, float | None]  # (last_seen, last_connected)
 
 
-# --- ordering ---
+# --- ordering: Delta Chat's, exactly ---
+#
+# deltachat-core-rust, src/net/dns.rs (commit 8a5a67d6, March 2025):
+#
+# * lookup_cache() reads a host's persisted addresses with
+#       WHERE ? < dns_cache.timestamp + CACHE_TTL
+#       ORDER BY IFNULL(connection_history.timestamp, dns_cache.timestamp) DESC LIMIT 50
+#   one key: when a connection to the address last succeeded, else when it was last
+#   seen (our last_connected and last_seen; a row dies max_age after it was seen);
+# * lookup_host_with_cache() appends the preloaded (built-in) addresses not already
+#   among them;
+# * merge_with_cache(resolved, cache) keeps the first two resolved addresses, then the
+#   cache, then the rest of resolved, skipping repeats, and stops at 10. A failed
+#   lookup is merge_with_cache([], cache): the cap holds there too.
+
+MAX_ADDRESSES = 10  # merge_with_cache's "At most 10 results are returned"
+MAX_ROWS_PER_HOST = 50  # lookup_cache's LIMIT 50: what one read of a host may return
 
 
 def is_alive(last_seen: float, now: float, max_age: float) -> bool:
     """Whether a row last seen at ``last_seen`` is still usable at ``now``.
 
-    It dies exactly ``max_age`` seconds after it was seen. A row more than
-    ``max_age`` in the future was written under a wrong clock and is dead too.
+    It dies exactly ``max_age`` seconds after it was seen (Delta Chat: ``now <
+    timestamp + CACHE_TTL``). A row more than ``max_age`` in the future was
+    written under a wrong clock and is dead too.
     """
     return now - max_age < last_seen <= now + max_age
 
 
-def recency(row: Seen) -> tuple[float, float]:
-    """The sort key of :func:`fallback_order` (larger is tried first)."""
-    connected = row.last_connected if row.last_connected is not None else -math.inf
-    return (connected, row.last_seen)
+def order_key(row: Seen) -> float:
+    """``IFNULL(last_connected, last_seen)``: larger is tried first."""
+    return row.last_seen if row.last_connected is None else row.last_connected
 
 
 def fallback_order(rows: Sequence[Seen]) -> list[str]:
-    """The IPs of ``rows``: most recently connected first, then most recently seen; no repeats.
+    """The IPs of ``rows`` by :func:`order_key`, descending; no repeats, no cap.
 
-    An address a connection succeeded to, however long ago, beats one that was only
-    ever seen in an answer. Ties keep the order of ``rows``.
+    An address recently connected to beats one merely seen earlier, and one seen
+    recently beats one connected to long ago. Ties keep the order of ``rows``.
     """
-    return _unique(row.ip for row in sorted(rows, key=recency, reverse=True))
+    return _unique(row.ip for row in sorted(rows, key=order_key, reverse=True))
+
+
+def merged_addresses(
+    live: Sequence[str],
+    rows: Sequence[Seen],
+    preload: Sequence[str],
+    now: float,
+    max_age: float,
+    *,
+    family: int = 0,
+    limit: int = MAX_ADDRESSES,
+) -> list[str]:
+    """Delta Chat's addresses to try, at most ``limit`` (10), no repeats.
+
+    The first two distinct live addresses (the resolver's own preference, and
+    typically both families under RFC 6724/8305 ordering; distinct because
+    getaddrinfo repeats an address once per socket type), then the persisted
+    addresses alive at ``now`` in :func:`fallback_order`, then the preloaded
+    ones, then the rest of the live answer. ``family`` (``AF_INET`` or
+    ``AF_INET6``; 0 for both) keeps only that family's addresses *before* the
+    cap, so a list for one family is not cut short by the other's.
+    """
+    keep = _family_filter(family)
+    fresh = [ip for ip in _unique(live) if keep(ip)]
+    alive = [row for row in rows if is_alive(row.last_seen, now, max_age) and keep(row.ip)]
+    ordered = [*fresh[:2], *fallback_order(alive), *filter(keep, preload), *fresh[2:]]
+    return _unique(ordered)[: max(limit, 0)]
+
+
+def fallback_addresses(
+    rows: Sequence[Seen],
+    preload: Sequence[str],
+    now: float,
+    max_age: float,
+    *,
+    family: int = 0,
+    limit: int = MAX_ADDRESSES,
+) -> list[str]:
+    """What a failed live lookup answers: persisted then preloaded, at most ``limit`` (10).
+
+    Delta Chat's ``merge_with_cache([], cache)``: the same in both persist modes.
+    """
+    return merged_addresses((), rows, preload, now, max_age, family=family, limit=limit)
 
 
 def merge_order(
@@ -84,24 +149,44 @@ def merge_order(
     preload: Sequence[str],
     now: float,
     max_age: float,
-    limit: int = 10,
+    limit: int = MAX_ADDRESSES,
 ) -> list[str]:
-    """Delta Chat's order of addresses to try, at most ``limit`` of them, no repeats.
+    """:func:`merged_addresses` under its first name (the engine imports this one today)."""
+    return merged_addresses(live, rows, preload, now, max_age, limit=limit)
 
-    The first two distinct live addresses (the resolver's own preference, and
-    typically both families under RFC 6724/8305 ordering; distinct because
-    getaddrinfo repeats an address once per socket type), then the persisted
-    addresses still alive at ``now`` in :func:`fallback_order`, then the
-    preloaded (built-in) ones, then the rest of the live answer.
-    """
-    fresh = _unique(live)
-    alive = [row for row in rows if is_alive(row.last_seen, now, max_age)]
-    ordered = [*fresh[:2], *fallback_order(alive), *preload, *fresh[2:]]
-    return _unique(ordered)[: max(limit, 0)]
+
+def _family_filter(family: int) -> Callable[[str], bool]:
+    if family == socket.AF_INET:
+        return lambda ip: ":" not in ip
+    if family == socket.AF_INET6:
+        return lambda ip: ":" in ip
+    return lambda ip: True
 
 
 def _unique(ips: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(ips))
+
+
+def combine(
+    found: Iterable[Sequence[object]], extra: Mapping[str, Times], now: float, max_age: float
+) -> list[Seen]:
+    """Rows read from the file and rows kept in memory as one validated, live list.
+
+    ``found``: (ip, last_seen, last_connected) as read back (untrusted); ``extra``:
+    memory rows by ip. Each address once, with the later of its times, in
+    Delta Chat's order (:func:`order_key`, descending).
+    """
+    best: dict[str, Times] = {}
+    candidates = [*found, *((ip, seen, conn) for ip, (seen, conn) in extra.items())]
+    for ip, last_seen, last_connected in candidates:
+        row = clean_row(ip, last_seen, last_connected, now, max_age)
+        if row is None or not is_alive(row.last_seen, now, max_age):
+            continue
+        times: Times = (row.last_seen, row.last_connected)
+        old = best.get(row.ip)
+        best[row.ip] = times if old is None else newer(old, times)
+    rows = [Seen(ip, seen, connected) for ip, (seen, connected) in best.items()]
+    return sorted(rows, key=order_key, reverse=True)
 
 
 def newer(a: Times, b: Times) -> Times:

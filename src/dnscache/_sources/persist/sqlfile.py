@@ -107,8 +107,13 @@ ON CONFLICT (host, ip) DO UPDATE SET
 PRUNE = """DELETE FROM addresses
 WHERE typeof(last_seen) NOT IN ('integer', 'real') OR last_seen <= ? OR last_seen > ?"""
 
+# Delta Chat's lookup_cache (see .rules): one order key, a bounded read. The window on
+# last_connected keeps junk (1e300, text) from taking the LIMIT's places; every row is
+# validated again in Python. Parameters: host, seen window (2), connected window (2), limit.
 SELECT_HOST = """SELECT ip, last_seen, last_connected FROM addresses
-WHERE host = ? AND last_seen > ? AND last_seen <= ?"""
+WHERE host = ? AND last_seen > ? AND last_seen <= ?
+    AND (last_connected IS NULL OR (last_connected >= ? AND last_connected <= ?))
+ORDER BY IFNULL(last_connected, last_seen) DESC LIMIT ?"""
 
 SELECT_ALL = """SELECT host, ip, last_seen, last_connected FROM addresses
 WHERE last_seen > ? AND last_seen <= ? ORDER BY host"""

@@ -1,16 +1,9 @@
-"""The persistent address table: every IP ever seen for a host, kept across restarts.
+"""The persistent address table (:class:`PersistentStore`): a facade over the package.
 
-Why: a process that starts while DNS is down has an empty in-memory cache and
-cannot connect anywhere, even though the servers it talked to an hour ago are
-still up at the same addresses. Delta Chat solved this for its mail client
-with a table of every address a host name ever resolved to, when it was last
-seen and when a connection to it last succeeded; after a failed lookup (or
-next to a live answer, see :func:`.rules.merge_order`) those addresses are
-tried too. :class:`PersistentStore` is that table, in one sqlite file shared
-by every process of the user. It is a facade over the package's parts:
-:mod:`.rules` (ordering and validation, pure), :mod:`.files` (where the file
-lives and its modes), :mod:`.sqlfile` (schema, migrations, connections),
-:mod:`.writer` (the queue and its thread) and :mod:`.memory` (degraded mode).
+It wires :mod:`.rules` (ordering and validation, pure), :mod:`.files` (where the
+file lives, whose it is), :mod:`.sqlfile` (schema, migrations, connections),
+:mod:`.database` (the prepared file), :mod:`.writer` (the queue and its thread)
+and :mod:`.memory` (what stays in memory).
 
 Design notes:
 
@@ -67,22 +60,21 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from . import files, sqlfile
 from .database import Database, park
 from .files import default_path
-from .memory import MemoryRows
+from .memory import MemoryRows, Touches
 from .rules import (
     DEFAULT_MAX_AGE,
+    MAX_ROWS_PER_HOST,
     MIN_TIME,
     Seen,
     Times,
     clean_host,
     clean_ip,
-    clean_row,
     clean_time,
+    combine,
     display_host,
     fallback_order,
     is_alive,
     merge_order,
-    newer,
-    recency,
 )
 from .writer import JOIN_TIMEOUT, MAX_PENDING, Writer
 
@@ -130,6 +122,7 @@ class PersistentStore:
             self._path, clock=clock, warn=self._warn_once, max_page_count=_max_page_count
         )
         self._writer_conn: sqlite3.Connection | None = None  # the writer thread's own
+        self._touched = Touches()
         self._writer = Writer(
             self._write,
             self._drop_writer_conn,
@@ -177,6 +170,25 @@ class PersistentStore:
         """Queue: a connection to ``ip`` for ``host`` just succeeded (which also counts as seen)."""
         with self._shield("record_connected"):
             self._record(host, (ip,), connected=True)
+
+    def touch(self, host: bytes | str, ips: Iterable[str]) -> None:
+        """The in-memory cache just returned ``ips`` for ``host``: refresh their last_seen.
+
+        Delta Chat's ``last_seen`` reflects when an address was last *returned*,
+        not when the resolver last said it. Cheap (a dict look-up per address
+        when nothing is due), never blocks on I/O (it queues like
+        :meth:`record_seen`), at most one write per row a minute, and the
+        memory of what was touched is bounded (see :class:`.memory.Touches`). Call it
+        for live answers only: touching an address that came from this table
+        would keep it alive for ever.
+        """
+        try:
+            if self._touched.recent(host, ips, self._clock()):
+                return  # the hit path: everything was touched within the minute
+        except Exception:  # the shielded slow path below reports it
+            pass
+        with self._shield("touch"):
+            self._touch(host, ips)
 
     def addresses(self, host: bytes | str) -> list[Seen]:
         """The live persisted addresses of ``host`` in :func:`fallback_order`.
@@ -273,13 +285,18 @@ class PersistentStore:
 
     # -- writing (the writer thread calls _write and _drop_writer_conn) --
 
-    def _record(self, host: bytes | str, ips: Sequence[str], *, connected: bool) -> None:
+    def _record(
+        self, host: bytes | str, ips: Sequence[str], *, connected: bool, touched: bool = False
+    ) -> None:
         host_key = clean_host(host)
         now = clean_time(self._clock())
         if host_key is None or now is None or now < MIN_TIME:
             return  # a clock before 2000 is wrong: what it stamps would be read back as junk
         times: Times = (now, now if connected else None)
         clean = [ip for ip in map(clean_ip, ips) if ip is not None]
+        if not touched:  # written now: no touch() needs to write it again within the minute
+            with self._lock:
+                self._touched.due(host_key, clean, now, force=True)
         queued = not (self._closed or self._db.degraded) and self._writer.put(
             ((host_key, ip), times) for ip in clean
         )
@@ -288,6 +305,15 @@ class PersistentStore:
         with self._lock:
             for ip in clean:
                 self._memory.upsert(host_key, ip, times)
+
+    def _touch(self, host: bytes | str, ips: Iterable[str]) -> None:
+        now = clean_time(self._clock())
+        if now is None:
+            return
+        with self._lock:
+            due = self._touched.due(host, ips, now)
+        if due:
+            self._record(host, due, connected=False, touched=True)
 
     def _drop_writer_conn(self, conn: sqlite3.Connection | None) -> None:
         """Close a writer connection (on exit or after a failure)."""
@@ -356,11 +382,13 @@ class PersistentStore:
         now = self._clock()
         if host_key is None:
             return []
-        window = (now - self._max_age, now + self._max_age)
-        found = self._db.query(sqlfile.SELECT_HOST, (host_key, *window))
+        seen = (now - self._max_age, now + self._max_age)
+        connected = (MIN_TIME, now + self._max_age)
+        params = (host_key, *seen, *connected, MAX_ROWS_PER_HOST)
+        found = self._db.query(sqlfile.SELECT_HOST, params)
         with self._lock:
             extra = self._memory.rows(host_key)
-        return self._combine(found, extra, now)
+        return combine(found, extra, now, self._max_age)[:MAX_ROWS_PER_HOST]
 
     def _all_hosts(self) -> list[tuple[bytes, list[Seen]]]:
         now = self._clock()
@@ -374,26 +402,10 @@ class PersistentStore:
                 by_host.setdefault(host_key, []).append(tuple(row))
         result = []
         for host in sorted(by_host.keys() | extra.keys()):
-            rows = self._combine(by_host.get(host, []), extra.get(host, {}), now)
+            rows = combine(by_host.get(host, []), extra.get(host, {}), now, self._max_age)
             if rows:
                 result.append((host, rows))
         return result
-
-    def _combine(
-        self, found: Iterable[tuple[object, ...]], extra: Mapping[str, Times], now: float
-    ) -> list[Seen]:
-        """Validated, live rows from the file merged with memory rows, in fallback order."""
-        best: dict[str, Times] = {}
-        candidates = [*found, *((ip, seen, conn) for ip, (seen, conn) in extra.items())]
-        for ip, last_seen, last_connected in candidates:
-            row = clean_row(ip, last_seen, last_connected, now, self._max_age)
-            if row is None or not is_alive(row.last_seen, now, self._max_age):
-                continue
-            times: Times = (row.last_seen, row.last_connected)
-            old = best.get(row.ip)
-            best[row.ip] = times if old is None else newer(old, times)
-        rows = [Seen(ip, seen, connected) for ip, (seen, connected) in best.items()]
-        return sorted(rows, key=recency, reverse=True)
 
     def _prune(self, now: float) -> int:
         with self._writer.exclusive():
