@@ -720,6 +720,8 @@ if mode == "full":
     store.flush()
 result = {
     "degraded": store.degraded,
+    "read_only": store.read_only,
+    "seeded": [s.ip for s in store.addresses("a.test")],
     "first": [s.ip for s in store.addresses("first.test")],
     "last": [s.ip for s in store.addresses("host1999.example.com")],
     "warnings": keep.messages,
@@ -759,7 +761,8 @@ def test_read_only_file_system_degrades(
     result = _in_mount_namespace(
         f"mount --bind {ro} {ro} && mount -o remount,bind,ro {ro}", str(path), "ro"
     )
-    assert result["degraded"] is True
+    assert result["degraded"] is True and result["read_only"] is True
+    assert result["seeded"] == ["192.0.2.9"]  # read from the file
     assert result["first"] == ["192.0.2.1"]  # in memory
     assert len(result["warnings"]) == 1 and "Read-only file system" in result["warnings"][0]
     assert _fingerprint(path) == before

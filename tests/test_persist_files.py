@@ -299,3 +299,68 @@ def test_a_swap_after_the_check_is_noticed_not_used(
     assert fingerprint(victim) == before
     assert raw(victim, "SELECT host FROM addresses") == [(b"theirs.test",)]
     assert any("symbolic link" in w for w in warnings_of(caplog))
+
+
+# --- read-only: a store that reads and never writes ---
+
+
+def test_read_only_serves_the_file_and_changes_nothing(
+    make_store: Callable[..., PersistentStore], tmp_path: Path
+) -> None:
+    directory = tmp_path / "dnscache"
+    directory.mkdir()
+    path = directory / "dns.sqlite3"
+    seeded_database(path, {"a.test": "192.0.2.1"})
+    path.chmod(0o644)
+    directory.chmod(0o755)  # modes a writing store would tighten
+    before = {p: fingerprint(p) for p in (directory, path)}
+    time.sleep(0.01)
+    store = make_store(path, clock=Clock(T0 + 1), read_only=True)
+    assert ips(store.addresses("a.test")) == ["192.0.2.1"]
+    assert store.read_only and store.degraded
+    store.record_seen("b.test", ["192.0.2.2"])  # kept in memory
+    store.flush()
+    assert [h for h, _ in store.all_hosts()] == ["a.test", "b.test"]
+    assert store.prune(now=T0 + 10**9) == 1  # the memory row; the file's rows stay
+    store.clear()
+    store.close()
+    assert {p: fingerprint(p) for p in (directory, path)} == before
+    assert sorted(p.name for p in directory.iterdir()) == ["dns.sqlite3"]  # no -wal, no -shm
+
+
+def test_read_only_sees_what_a_running_writer_has_not_checkpointed(
+    make_store: Callable[..., PersistentStore], tmp_path: Path
+) -> None:
+    path = tmp_path / "dns.sqlite3"
+    writer = make_store(path, clock=Clock())
+    writer.record_seen("a.test", ["192.0.2.1"])
+    writer.flush()  # in the -wal; the writer's connection stays open (and the -shm with it)
+    assert Path(f"{path}-shm").exists()
+    reader = make_store(path, clock=Clock(T0 + 1), read_only=True)
+    assert ips(reader.addresses("a.test")) == ["192.0.2.1"]
+    assert reader.read_only
+
+
+def test_read_only_never_creates_anything(
+    make_store: Callable[..., PersistentStore], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "missing" / "dns.sqlite3"
+    store = make_store(path, read_only=True)
+    assert store.addresses("a.test") == []
+    assert store.degraded and not store.read_only
+    assert list(tmp_path.iterdir()) == []
+    assert len(warnings_of(caplog)) == 1
+
+
+def test_read_only_refuses_what_is_not_ours(
+    make_store: Callable[..., PersistentStore], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    uid = other_uid()
+    path = tmp_path / "dns.sqlite3"
+    seeded_database(path, {"bank.test": "6.6.6.6"})
+    os.chown(path, uid, uid)
+    store = make_store(path, clock=Clock(T0 + 1), read_only=True)
+    assert store.addresses("bank.test") == []
+    assert not store.read_only
+    [warning] = warnings_of(caplog)
+    assert f"uid {uid}" in warning

@@ -738,12 +738,6 @@ def test_full_disk_keeps_resolving_and_warns_once(full_disk: dict[str, dict[str,
     assert len(run["warnings_fresh"]) == 1, why
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: on a disk that is full before start-up sqlite cannot create the -shm "
-    "file, so the store degrades to memory without reading the rows already on disk; fix: "
-    "fall back to a read-only `immutable=1` connection",
-)
 def test_disk_full_before_start_still_serves_the_rows_on_it(
     full_disk: dict[str, dict[str, Any]],
 ) -> None:
@@ -751,12 +745,13 @@ def test_disk_full_before_start_still_serves_the_rows_on_it(
 
     Here the disk filled while no program had the file open, so sqlite has no ``-shm``
     to map and cannot open the WAL database normally (SQLITE_IOERR_SHMSIZE), not even
-    with ``mode=ro``.
+    with ``mode=ro``: the store reads it through an ``immutable=1`` connection.
     """
     cold = full_disk["cold"]
     why = json.dumps(cold, indent=1)
     assert cold["fresh_hosts"] == ["127.1.1.1", "127.1.1.2"], why  # live lookups work
     assert len(cold["warnings_fresh"]) == 1, why
+    assert "reading the addresses already in it" in cold["warnings_fresh"][0], why
     assert cold["fresh_first"] == ["127.0.0.2"], why
     assert cold["fresh_persisted_hits"] == 1, why
 

@@ -121,17 +121,18 @@ def make_private_dirs(directory: str) -> list[str]:
     return created
 
 
-def check_directory(directory: str, *, dedicated: bool) -> None:
+def check_directory(directory: str, *, dedicated: bool, fix: bool = True) -> None:
     """Refuse a directory others could change entries of; make dnscache's own private.
 
     ``dedicated``: the directory is dnscache's own (we created it, or it is
-    named ``dnscache``), so its mode is ours to fix.
+    named ``dnscache``), so its mode is ours to fix (unless ``fix`` is False:
+    then a mode we would fix is refused like any other).
     """
     fd = os.open(directory, _DIRECTORY)
     try:
         st = os.fstat(fd)
         euid = os.geteuid()
-        if st.st_uid == euid and dedicated:
+        if st.st_uid == euid and dedicated and fix:
             if st.st_mode & 0o077:
                 os.fchmod(fd, 0o700)
         elif st.st_uid not in (euid, 0):

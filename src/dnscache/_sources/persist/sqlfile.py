@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
 import urllib.parse
 from collections.abc import Sequence
@@ -38,6 +39,7 @@ __all__ = [
     "Untouchable",
     "check_and_migrate",
     "connect",
+    "connect_read_only",
     "is_corrupt",
     "is_full",
     "write_rows",
@@ -161,6 +163,49 @@ def connect(path: str, busy_timeout: float, max_page_count: int | None) -> sqlit
         conn.close()
         raise
     return conn
+
+
+def connect_read_only(path: str) -> sqlite3.Connection:
+    """A connection that cannot write, to a current database: for a file we cannot write.
+
+    A WAL database is normally read through its ``-shm`` index, which sqlite
+    must create or resize, and cannot on a full disk or a read-only file system
+    (SQLITE_IOERR_SHMSIZE, even with ``mode=ro``). With no ``-shm`` there, no
+    connection is open and the last one checkpointed the WAL into the file
+    when it closed, so ``immutable=1`` (no locks, no ``-shm``, the main file
+    only) reads everything there is. With a ``-shm``, ``mode=ro`` is tried
+    first, as it also sees what a live writer has not checkpointed yet. The
+    name is checked around each open, as in :func:`connect`.
+    """
+    before = check_file(path)
+    base = f"file:{urllib.parse.quote(path)}?mode=ro"
+    uris = [base, f"{base}&immutable=1"]
+    if not os.path.lexists(path + "-shm"):
+        uris = uris[1:]
+    failure: sqlite3.Error | None = None
+    for uri in uris:
+        conn = sqlite3.connect(
+            uri,
+            timeout=FOREGROUND_BUSY_TIMEOUT,
+            isolation_level=None,
+            check_same_thread=False,
+            uri=True,
+        )
+        try:
+            if not same_file(before, check_file(path)):
+                raise Untouchable(f"{path} was replaced while it was being opened")
+            version = _file_version(conn)  # the first read: this is where the -shm is needed
+            if version != SCHEMA_VERSION:
+                raise Untouchable(f"schema version {version}, not {SCHEMA_VERSION}: unreadable")
+            return conn
+        except sqlite3.Error as exc:
+            conn.close()
+            failure = exc
+        except BaseException:
+            conn.close()
+            raise
+    assert failure is not None
+    raise failure
 
 
 def write_rows(

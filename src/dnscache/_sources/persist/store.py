@@ -57,7 +57,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
-from . import files, sqlfile
+from . import sqlfile
 from .database import Database, park
 from .files import default_path
 from .memory import MemoryRows, Touches
@@ -95,7 +95,11 @@ PRUNE_INTERVAL = 86400.0  # the writer prunes with its first batch, then at most
 class PersistentStore:
     """The address table in one sqlite file; never raises, degrades to memory instead.
 
-    Thread-safe. ``record_*`` never block on I/O. See the module docstring.
+    Thread-safe. ``record_*`` and ``touch`` never block on I/O. See the module
+    docstring. Bigger than the 250-line guide on purpose: it is the facade, one
+    shielded method per public operation, plus the three flows that hold its
+    locks together (recording, the writer's batch, reading); everything with
+    logic of its own lives in the sibling modules.
     """
 
     def __init__(
@@ -106,6 +110,7 @@ class PersistentStore:
         clock: Callable[[], float] = time.time,
         flush_interval: float = 0.5,
         logger: logging.Logger = logging.getLogger("dnscache"),  # noqa: B008
+        read_only: bool = False,
         _max_page_count: int | None = None,  # tests only: simulate a full disk
         _max_pending: int = MAX_PENDING,  # tests only
     ) -> None:
@@ -116,10 +121,13 @@ class PersistentStore:
         self._warned: set[str] = set()
         self._memory = MemoryRows()
         self._next_prune = -math.inf  # wall-clock time of the next automatic prune
-        self._sidecars_checked = False
         self._closed = False
         self._db = Database(
-            self._path, clock=clock, warn=self._warn_once, max_page_count=_max_page_count
+            self._path,
+            clock=clock,
+            warn=self._warn_once,
+            max_page_count=_max_page_count,
+            read_only=read_only,
         )
         self._writer_conn: sqlite3.Connection | None = None  # the writer thread's own
         self._touched = Touches()
@@ -146,8 +154,14 @@ class PersistentStore:
 
     @property
     def degraded(self) -> bool:
-        """True when the file could not be used and rows live in memory only."""
+        """True when the file cannot be written: new rows live in memory only."""
         return self._db.degraded
+
+    @property
+    def read_only(self) -> bool:
+        """True when the file is read but not written (``read_only=True``, a full disk, a
+        read-only file system): the rows already in it are served, new ones kept in memory."""
+        return self._db.read_only
 
     @property
     def dropped(self) -> int:
@@ -341,12 +355,9 @@ class PersistentStore:
             now = self._clock()
             pruning = now >= self._next_prune  # keeps the file small with no prune() call
             window = (now - self._max_age, now + self._max_age)
-            sqlfile.write_rows(conn, rows, window if pruning else None)
+            self._db.write(conn, rows, window if pruning else None)
             if pruning:
                 self._next_prune = now + PRUNE_INTERVAL
-            if not self._sidecars_checked:
-                self._sidecars_checked = True
-                files.tighten_sidecars(self._path)
         except Exception as exc:
             self._remember(batch)
             self._write_failed(exc)
@@ -355,20 +366,10 @@ class PersistentStore:
         return conn
 
     def _write_failed(self, exc: Exception) -> None:
-        if sqlfile.is_full(exc):
-            self._warn_once(
-                "full",
-                "dnscache: the disk holding %s is full (%s); new addresses are kept in memory",
-                self._path,
-                exc,
-            )
-        else:
-            self._warn_once(
-                "write",
-                "dnscache: could not write to %s (%r); new addresses are kept in memory",
-                self._path,
-                exc,
-            )
+        full = sqlfile.is_full(exc)
+        what = "the disk holding %s is full (%s)" if full else "could not write to %s (%r)"
+        message = f"dnscache: {what}; new addresses are kept in memory"
+        self._warn_once("full" if full else "write", message, self._path, exc)
 
     def _remember(self, batch: Mapping[tuple[bytes, str], Times]) -> None:
         with self._lock:
