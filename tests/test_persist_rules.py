@@ -396,6 +396,20 @@ def test_touch_ignores_junk_and_never_raises(
     assert store.hosts() == []
 
 
+def test_touch_takes_any_iterable_once(
+    make_store: Callable[..., PersistentStore], tmp_path: Path
+) -> None:
+    path = tmp_path / "dns.sqlite3"
+    store = make_store(path, clock=Clock(T0))
+    store.touch(b"h.test", (ip for ip in ["192.0.2.1", "192.0.2.2"]))  # a one-shot iterator
+    store.touch(b"g.test", "192.0.2.3")  # one address as a str, as record_seen takes it
+    store.flush()
+    assert {h: ips(rows) for h, rows in store.hosts()} == {
+        b"g.test": ["192.0.2.3"],
+        b"h.test": ["192.0.2.1", "192.0.2.2"],
+    }
+
+
 def test_touch_in_memory_mode(make_store: Callable[..., PersistentStore], tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     clock = Clock(T0)

@@ -197,6 +197,7 @@ class PersistentStore:
         would keep it alive for ever.
         """
         try:
+            ips = (ips,) if isinstance(ips, str) else tuple(ips)  # an exact tuple: itself
             if self._touched.recent(host, ips, self._clock()):
                 return  # the hit path: everything was touched within the minute
         except Exception:  # the shielded slow path below reports it
