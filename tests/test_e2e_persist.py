@@ -109,8 +109,8 @@ SCRIPT = textwrap.dedent(
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         try:
             return conn.execute(
-                "SELECT host, ip, last_seen IS NOT NULL, last_connected IS NOT NULL"
-                " FROM addresses ORDER BY host, ip"
+                "SELECT CAST(host AS TEXT), ip, last_seen IS NOT NULL, last_connected IS NOT NULL"
+                " FROM addresses WHERE typeof(host) = 'blob' ORDER BY host, ip"
             ).fetchall()
         finally:
             conn.close()

@@ -29,30 +29,16 @@ from typing import Any
 import pytest
 
 import netns
-from dnscache._sources.persist import store as _persist
-from dnscache._sources.persist.store import (
+from dnscache._sources.persist import (
     DEFAULT_MAX_AGE,
+    SCHEMA_VERSION,
     PersistentStore,
     Seen,
     default_path,
-    fallback_order,
-    is_alive,
-    merge_order,
+    sqlfile,
+    writer,
 )
-
-T0 = 1_800_000_000.0  # a wall-clock instant (2027-01-15) for the injected clock
-
-
-class Clock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def writer_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "dnscache-persist" and t.is_alive()]
+from persisting import T0, Clock, ips, raw, stores, warnings_of, writer_threads
 
 
 @pytest.fixture(autouse=True)
@@ -63,122 +49,10 @@ def no_leaked_writer() -> Iterator[None]:
 
 @pytest.fixture
 def make_store(tmp_path: Path) -> Iterator[Callable[..., PersistentStore]]:
-    stores: list[PersistentStore] = []
-
-    def make(path: Path | str | None = None, **kw: Any) -> PersistentStore:
-        store = PersistentStore(str(path or tmp_path / "dns.sqlite3"), **kw)
-        stores.append(store)
-        return store
-
-    yield make
-    for store in stores:
-        store.close()
+    yield from stores(tmp_path)
 
 
-def raw(path: Path | str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    with contextlib.closing(sqlite3.connect(str(path))) as conn, conn:
-        return conn.execute(sql, params).fetchall()
-
-
-def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [
-        r.getMessage()
-        for r in caplog.records
-        if r.name == "dnscache" and r.levelno >= logging.WARNING
-    ]
-
-
-def ips(rows: list[Seen]) -> list[str]:
-    return [row.ip for row in rows]
-
-
-# --- pure ordering ---
-
-A = Seen("192.0.2.10", last_seen=900.0, last_connected=None)
-B = Seen("192.0.2.11", last_seen=950.0, last_connected=800.0)
-C = Seen("192.0.2.12", last_seen=990.0, last_connected=None)
-D = Seen("2001:db8::d", last_seen=960.0, last_connected=850.0)
-OLD = Seen("192.0.2.13", last_seen=0.0, last_connected=999.0)  # dead at now=1000, max_age=1000
-FUTURE = Seen("192.0.2.14", last_seen=2000.5, last_connected=None)  # beyond now + max_age
-L1, L2, L3, L4 = "198.51.100.1", "2001:db8::1", "198.51.100.3", "198.51.100.4"
-P1, P2 = "203.0.113.1", "203.0.113.2"
-
-
-def test_is_alive_boundaries() -> None:
-    assert is_alive(0.0, now=999.999, max_age=1000.0)
-    assert not is_alive(0.0, now=1000.0, max_age=1000.0)  # dies exactly max_age after
-    assert is_alive(2000.0, now=1000.0, max_age=1000.0)
-    assert not is_alive(2000.001, now=1000.0, max_age=1000.0)  # a clock that was wrong
-
-
-@pytest.mark.parametrize(
-    ("rows", "expected"),
-    [
-        ([], []),
-        ([A], [A.ip]),
-        ([A, B, C], [B.ip, C.ip, A.ip]),  # connected first, then most recently seen
-        ([A, C, B, D], [D.ip, B.ip, C.ip, A.ip]),  # most recent connect first
-        ([B, Seen(B.ip, 999.0, None)], [B.ip]),  # no repeats: the best row wins
-        ([Seen(B.ip, 999.0, None), B], [B.ip]),
-        # ties keep input order
-        ([Seen("192.0.2.1", 5.0, None), Seen("192.0.2.2", 5.0, None)], ["192.0.2.1", "192.0.2.2"]),
-        ([Seen("192.0.2.2", 5.0, None), Seen("192.0.2.1", 5.0, None)], ["192.0.2.2", "192.0.2.1"]),
-        # connected long ago still beats seen just now
-        ([Seen("192.0.2.1", 999.0, None), Seen("192.0.2.2", 1.0, 1.0)], ["192.0.2.2", "192.0.2.1"]),
-    ],
-)
-def test_fallback_order(rows: list[Seen], expected: list[str]) -> None:
-    assert fallback_order(rows) == expected
-
-
-@pytest.mark.parametrize(
-    ("live", "rows", "preload", "limit", "expected"),
-    [
-        # the rule: two live, persisted (fallback order), preload, rest of live
-        ([L1, L2, L3, L4], [A, B, C], [P1], 10, [L1, L2, B.ip, C.ip, A.ip, P1, L3, L4]),
-        ([], [A, B, C], [P1], 10, [B.ip, C.ip, A.ip, P1]),
-        ([L1], [A], [], 10, [L1, A.ip]),
-        ([L1, L2, L3], [], [], 10, [L1, L2, L3]),
-        ([], [], [P1, P2], 10, [P1, P2]),
-        ([], [], [], 10, []),
-        # a persisted address that is also live keeps its earliest place
-        (
-            [L1, L2, L3, L4],
-            [Seen(L1, 999.0, 999.0), Seen(L4, 999.0, None)],
-            [],
-            10,
-            [L1, L2, L4, L3],
-        ),
-        # preload deduplicated against live, rows and itself
-        ([L1, L2, L3], [B], [L2, B.ip, P1, P1, L3], 10, [L1, L2, B.ip, P1, L3]),
-        # getaddrinfo repeats each address per socket type: "first two" means distinct
-        ([L1, L1, L1, L2, L2, L2, L3, L3], [A], [], 10, [L1, L2, A.ip, L3]),
-        # too old and from the future are left out; the boundary row is dead
-        ([L1, L2, L3], [OLD, FUTURE, A], [P1], 10, [L1, L2, A.ip, P1, L3]),
-        ([], [Seen("192.0.2.99", 0.001, None)], [], 10, ["192.0.2.99"]),
-        # limits
-        (
-            [f"198.51.100.{i}" for i in range(1, 13)],
-            [A, B],
-            [P1],
-            10,
-            ["198.51.100.1", "198.51.100.2", B.ip, A.ip, P1]
-            + [f"198.51.100.{i}" for i in range(3, 8)],
-        ),
-        ([L1, L2, L3], [A, B], [P1], 3, [L1, L2, B.ip]),
-        ([L1, L2, L3], [A, B], [P1], 1, [L1]),
-        ([L1, L2, L3], [A, B], [P1], 0, []),
-    ],
-)
-def test_merge_order(
-    live: list[str], rows: list[Seen], preload: list[str], limit: int, expected: list[str]
-) -> None:
-    assert merge_order(live, rows, preload, now=1000.0, max_age=1000.0, limit=limit) == expected
-
-
-def test_merge_order_default_limit_is_ten() -> None:
-    live = [f"198.51.100.{i}" for i in range(1, 21)]
-    assert merge_order(live, [], [], now=0.0, max_age=1.0) == live[:10]
+# --- where the file lives ---
 
 
 def test_default_path() -> None:
@@ -252,7 +126,7 @@ def test_old_rows_are_not_returned_and_prune_at_the_boundary(
 
     assert store.prune(now=T0 + 99.5) == 0
     assert store.prune(now=T0 + 100) == 1
-    assert raw(tmp_path / "dns.sqlite3", "SELECT host FROM addresses") == [("new.test",)]
+    assert raw(tmp_path / "dns.sqlite3", "SELECT host FROM addresses") == [(b"new.test",)]
     assert store.prune() == 0  # now from the clock: T0 + 100, new.test is 50 s old
     clock.now = T0 + 150
     assert store.prune() == 1
@@ -282,7 +156,7 @@ def test_first_write_prunes_what_other_processes_left(
     second = make_store(clock=clock, max_age=100.0)
     second.record_seen("fresh.test", ["192.0.2.2"])
     second.flush()
-    assert raw(tmp_path / "dns.sqlite3", "SELECT host FROM addresses") == [("fresh.test",)]
+    assert raw(tmp_path / "dns.sqlite3", "SELECT host FROM addresses") == [(b"fresh.test",)]
 
 
 def test_clear(make_store: Callable[..., PersistentStore], tmp_path: Path) -> None:
@@ -315,13 +189,41 @@ def test_rows_read_back_are_validated(
         ("ok.test", "0:0::0:1", T0, None),  # valid, not canonical
         ("x" * 250 + ".test", "192.0.2.5", T0, None),  # longer than 253
         ("evil\x1b[31m.test", "192.0.2.6", T0, None),  # control characters
+        # issue 11 item 9: not a unicast, scope-less address
+        ("ok.test", "fe80::1%nosuchif", T0, None),  # glibc: EAI_NONAME, hiding the rest
+        ("ok.test", "fe80::2%1", T0, None),
+        ("ok.test", "0.0.0.0", T0, None),
+        ("ok.test", "0.1.2.3", T0, None),  # "this network" (RFC 1122)
+        ("ok.test", "::", T0, None),
+        ("ok.test", "255.255.255.255", T0, None),
+        ("ok.test", "224.0.0.1", T0, None),
+        ("ok.test", "ff02::1", T0, None),
+        ("ok.test", "::ffff:224.0.0.1", T0, None),
+        ("ok.test", "::ffff:0.0.0.0", T0, None),
+        # ... nor a sane time
+        ("ok.test", "192.0.2.20", T0, 1e300),  # would sort first for ever
+        ("ok.test", "192.0.2.21", 1e300, None),
+        ("ok.test", "192.0.2.22", T0, 900_000_000.0),  # 1998: before dnscache, before 2000
+        ("ok.test", "192.0.2.23", T0, -1.0),
+        ("ok.test", "192.0.2.25", T0, float("inf")),
     ]
     with contextlib.closing(sqlite3.connect(str(path))) as conn, conn:
-        conn.executemany("INSERT INTO addresses VALUES (?, ?, ?, ?)", junk)
+        conn.executemany(
+            "INSERT INTO addresses VALUES (?, ?, ?, ?)", [(h.encode(), *row) for h, *row in junk]
+        )
+        # A host as text, not bytes: nothing we write (and it matches no key).
+        conn.execute("INSERT INTO addresses VALUES ('ok.test', '192.0.2.40', ?, NULL)", (T0,))
+        # A last_connected after last_seen is something we never write: capped.
+        conn.execute(
+            "INSERT INTO addresses VALUES (?, '192.0.2.30', ?, ?)", (b"ok.test", T0, T0 + 1)
+        )
     store = make_store(path, clock=Clock(T0 + 1))
-    assert sorted(ips(store.addresses("ok.test"))) == ["192.0.2.1", "::1"]
+    assert sorted(ips(store.addresses("ok.test"))) == ["192.0.2.1", "192.0.2.30", "::1"]
+    assert Seen("192.0.2.30", T0, T0) in store.addresses("ok.test")
     assert store.addresses("x" * 250 + ".test") == []
     assert [h for h, _ in store.all_hosts()] == ["ok.test"]
+    assert [h for h, _ in store.hosts()] == [b"ok.test"]
+    assert "192.0.2.40" not in ips(store.hosts()[0][1])
 
 
 def test_bad_input_is_ignored(make_store: Callable[..., PersistentStore], tmp_path: Path) -> None:
@@ -382,17 +284,22 @@ def test_schema_version_history(make_store: Callable[..., PersistentStore], tmp_
     make_store(path, clock=Clock()).addresses("a.test")
     make_store(path, clock=Clock(T0 + 5)).addresses("a.test")  # a second start adds nothing
     rows = raw(path, "SELECT version, applied, note FROM schema_version")
-    assert len(rows) == 1
-    assert rows[0][:2] == (1, T0)
+    assert [row[:2] for row in rows] == [(1, T0), (2, T0)]
     assert "addresses" in rows[0][2]
-    columns = [r[1] for r in raw(path, "PRAGMA table_info(addresses)")]
-    assert columns == ["host", "ip", "last_seen", "last_connected"]
+    assert "bytes" in rows[1][2]
+    columns = [r[1:3] for r in raw(path, "PRAGMA table_info(addresses)")]
+    assert columns == [
+        ("host", "BLOB"),
+        ("ip", "TEXT"),
+        ("last_seen", "REAL"),
+        ("last_connected", "REAL"),
+    ]
     assert raw(path, "PRAGMA journal_mode") == [("wal",)]
 
 
 def test_migrations_are_listed_in_order() -> None:
-    versions = [step[0] for step in _persist._MIGRATIONS]
-    assert versions == list(range(1, _persist.SCHEMA_VERSION + 1))
+    versions = [step[0] for step in sqlfile.MIGRATIONS]
+    assert versions == list(range(1, SCHEMA_VERSION + 1))
 
 
 def _fingerprint(path: Path) -> tuple[bytes, int]:
@@ -515,7 +422,9 @@ def test_stale_wal_of_a_corrupt_file_is_moved_aside_too(
     with contextlib.closing(sqlite3.connect(str(path))) as conn:
         conn.execute("PRAGMA wal_autocheckpoint=0")
         with conn:
-            conn.execute("INSERT INTO addresses VALUES ('old2.test', '192.0.2.2', ?, NULL)", (T0,))
+            conn.execute(
+                "INSERT INTO addresses VALUES (?, '192.0.2.2', ?, NULL)", (b"old2.test", T0)
+            )
         wal = Path(f"{path}-wal").read_bytes()  # frames not yet in the main file
     assert len(wal) > 32
     _corrupt_random(path)
@@ -556,9 +465,10 @@ def test_unusable_location_degrades_to_memory(
     store.record_seen("a.test", ["192.0.2.1", "192.0.2.2"])
     store.flush()
     assert store.degraded
+    clock.now = T0 + 1
     store.record_connected("a.test", "192.0.2.2")  # straight to memory now
     assert store.addresses("a.test") == [
-        Seen("192.0.2.2", T0, T0),
+        Seen("192.0.2.2", T0 + 1, T0 + 1),
         Seen("192.0.2.1", T0, None),
     ]
     assert [h for h, _ in store.all_hosts()] == ["a.test"]
@@ -605,7 +515,7 @@ def test_close_flushes_joins_and_is_idempotent(
     assert time.monotonic() - started < 1.0  # does not sit out the batching window
     assert writer_threads() == []
     assert raw(tmp_path / "dns.sqlite3", "SELECT host, ip FROM addresses") == [
-        ("a.test", "192.0.2.1")
+        (b"a.test", "192.0.2.1")
     ]
     store.close()
     store.record_seen("b.test", ["192.0.2.2"])  # harmless after close, and no new thread
@@ -628,7 +538,7 @@ def test_flush_makes_rows_visible_to_another_store(
 def test_writer_exits_when_idle_and_restarts(
     make_store: Callable[..., PersistentStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_persist, "IDLE_EXIT", 0.05)
+    monkeypatch.setattr(writer, "IDLE_EXIT", 0.05)
     store = make_store()
     store.record_seen("a.test", ["192.0.2.1"])
     store.flush()
@@ -677,7 +587,7 @@ def test_many_threads(make_store: Callable[..., PersistentStore]) -> None:
 
 CHILD = r"""
 import os, sys, time
-from dnscache._sources.persist.store import PersistentStore
+from dnscache._sources.persist import PersistentStore
 path, p, go = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 deadline = time.monotonic() + 30
 while not os.path.exists(go) and time.monotonic() < deadline:
@@ -726,8 +636,9 @@ def test_eight_processes_share_one_file(
     expected.add(("shared.test", "192.0.2.100"))
     assert len(expected) == 8 * 200 * 2 + 9
     assert raw(path, "PRAGMA integrity_check") == [("ok",)]
-    assert set(raw(path, "SELECT host, ip FROM addresses")) == expected
-    assert raw(path, "SELECT count(*) FROM schema_version") == [(1,)]
+    stored = raw(path, "SELECT host, ip FROM addresses")
+    assert {(host.decode("ascii"), ip) for host, ip in stored} == expected
+    assert raw(path, "SELECT count(*) FROM schema_version") == [(SCHEMA_VERSION,)]
     assert ips(reader.addresses("shared.test"))[0] == "192.0.2.100"  # the connected one
 
 
@@ -768,7 +679,7 @@ def test_fork_child_gets_its_own_writer(
     store.record_seen("parent2.test", ["192.0.2.3"])  # the parent's store still works
     store.flush()
     assert raw(path, "PRAGMA integrity_check") == [("ok",)]
-    assert {h for (h,) in raw(path, "SELECT host FROM addresses")} == {
+    assert {h.decode("ascii") for (h,) in raw(path, "SELECT host FROM addresses")} == {
         "parent.test",
         "queued.test",
         "child.test",
@@ -780,7 +691,7 @@ def test_fork_child_gets_its_own_writer(
 
 NS_SCRIPT = r"""
 import json, logging, os, sys
-from dnscache._sources.persist.store import PersistentStore
+from dnscache._sources.persist import PersistentStore
 
 class Keep(logging.Handler):
     def __init__(self):
@@ -809,6 +720,8 @@ if mode == "full":
     store.flush()
 result = {
     "degraded": store.degraded,
+    "read_only": store.read_only,
+    "seeded": [s.ip for s in store.addresses("a.test")],
     "first": [s.ip for s in store.addresses("first.test")],
     "last": [s.ip for s in store.addresses("host1999.example.com")],
     "warnings": keep.messages,
@@ -848,7 +761,8 @@ def test_read_only_file_system_degrades(
     result = _in_mount_namespace(
         f"mount --bind {ro} {ro} && mount -o remount,bind,ro {ro}", str(path), "ro"
     )
-    assert result["degraded"] is True
+    assert result["degraded"] is True and result["read_only"] is True
+    assert result["seeded"] == ["192.0.2.9"]  # read from the file
     assert result["first"] == ["192.0.2.1"]  # in memory
     assert len(result["warnings"]) == 1 and "Read-only file system" in result["warnings"][0]
     assert _fingerprint(path) == before
@@ -875,7 +789,7 @@ def test_the_writer_prunes_at_start_then_at_most_once_a_day(
 
     def hosts_in_file() -> set[str]:
         with contextlib.closing(sqlite3.connect(str(path))) as conn:
-            return {row[0] for row in conn.execute("SELECT host FROM addresses")}
+            return {row[0].decode("ascii") for row in conn.execute("SELECT host FROM addresses")}
 
     store.record_seen("old.test", ["192.0.2.1"])
     store.flush()

@@ -39,7 +39,7 @@ import pytest
 
 import netns
 from dnscache import Resolver
-from dnscache._sources.persist.store import PersistentStore
+from dnscache._sources.persist import PersistentStore
 from dnscache._tools.dnsserver import DNSServer
 
 RESOLVE_TIMEOUT = 0.3
@@ -75,7 +75,7 @@ def seed(path: Path, rows: Sequence[Row]) -> None:
 def table(path: Path) -> dict[tuple[str, str], tuple[float, float | None]]:
     with contextlib.closing(sqlite3.connect(str(path))) as conn:
         rows = conn.execute("SELECT host, ip, last_seen, last_connected FROM addresses")
-        return {(host, ip): (seen, connected) for host, ip, seen, connected in rows}
+        return {(host.decode("ascii"), ip): (seen, connected) for host, ip, seen, connected in rows}
 
 
 def integrity(path: Path) -> list[tuple[Any, ...]]:
@@ -208,10 +208,11 @@ def test_upstream_failure_answers_from_the_file_in_recency_order(
     seed(
         db,
         [
-            ("svc.test", "127.0.1.1", 300, 300),  # connected, longer ago
-            ("svc.test", "127.0.1.4", 500, None),  # seen longest ago
-            ("svc.test", "127.0.1.2", 200, 100),  # connected most recently (seen since)
-            ("svc.test", "127.0.1.3", 50, None),  # seen most recently, never connected
+            # Delta Chat's one key, IFNULL(last_connected, last_seen), newest first:
+            ("svc.test", "127.0.1.1", 300, 300),  # connected 300 s ago
+            ("svc.test", "127.0.1.4", 500, None),  # seen 500 s ago
+            ("svc.test", "127.0.1.2", 200, 100),  # connected 100 s ago
+            ("svc.test", "127.0.1.3", 50, None),  # seen 50 s ago, never connected: first
             ("svc.test", "2001:db8::3", 60, None),
             ("other.test", "127.0.9.9", 1, 1),  # another host's rows stay out of it
         ],
@@ -223,18 +224,18 @@ def test_upstream_failure_answers_from_the_file_in_recency_order(
 
     got, took = timed_lookup(resolver, "svc.test")
     assert got == [
-        "127.0.1.2",
-        "127.0.1.1",
         "127.0.1.3",
         "2001:db8::3",
+        "127.0.1.2",
+        "127.0.1.1",
         "127.0.1.4",
         "127.0.2.1",
     ]
     assert took < RESOLVE_TIMEOUT + SLACK
     assert timed_lookup(resolver, "svc.test", socket.AF_INET)[0] == [
+        "127.0.1.3",
         "127.0.1.2",
         "127.0.1.1",
-        "127.0.1.3",
         "127.0.1.4",
         "127.0.2.1",
     ]
@@ -246,6 +247,30 @@ def test_upstream_failure_answers_from_the_file_in_recency_order(
         # A name the file does not know shows the outage as the stdlib would.
         dns_server.servfail("unknown.test")
         assert timed_lookup(resolver, "unknown.test")[0] == socket.EAI_AGAIN
+
+
+def test_junk_rows_in_the_file_do_not_spoil_the_good_ones(
+    dns_server: DNSServer, make_resolver: Callable[..., Resolver], db: Path
+) -> None:
+    """Issue 11 item 9: a scoped row turned the outage into EAI_NONAME, hiding the rest."""
+    seed(db, [("svc.test", "127.0.1.1", 100, 100), ("svc.test", "127.0.1.2", 50, None)])
+    now = time.time()
+    junk = [
+        ("fe80::1%nosuchif", now - 1, now - 1),  # glibc: EAI_NONAME for an unknown scope
+        ("224.0.0.1", now - 1, now - 1),
+        ("0.0.0.0", now - 1, now - 1),  # Linux connects this to the local host
+        ("255.255.255.255", now - 1, None),
+        ("127.0.1.3", now - 1, 1e300),  # would be tried first for ever
+    ]
+    with contextlib.closing(sqlite3.connect(str(db))) as conn, conn:
+        conn.executemany(
+            "INSERT INTO addresses VALUES (CAST('svc.test' AS BLOB), ?, ?, ?)",
+            [(ip, seen, connected) for ip, seen, connected in junk],
+        )
+    dns_server.servfail("svc.test")
+    resolver = make_resolver(persist=str(db))
+    assert timed_lookup(resolver, "svc.test")[0] == ["127.0.1.2", "127.0.1.1"]
+    assert resolver.stats().persisted_hits == 1
 
 
 def test_recency_written_by_the_resolver_itself(
@@ -269,8 +294,9 @@ def test_recency_written_by_the_resolver_itself(
 
     dns_server.servfail("svc.test")
     third = make_resolver(persist=str(db), preload={"svc.test": ("127.0.0.9",)})
-    # Connected first, then the latest seen, then the older seen, then the preload.
-    assert third.lookup("svc.test") == ["127.0.0.3", "127.0.0.4", "127.0.0.2", "127.0.0.9"]
+    # One key, newest first: .4 seen by the second run, .3 connected to by the first,
+    # .2 seen by the first (before its connect), then the preload.
+    assert third.lookup("svc.test") == ["127.0.0.4", "127.0.0.3", "127.0.0.2", "127.0.0.9"]
     with third.create_connection(("svc.test", server.port), timeout=5) as sock:
         assert sock.getpeername()[0] == "127.0.0.3"
     assert third.stats().persisted_hits >= 1
@@ -436,9 +462,9 @@ def test_merge_order(
         preload={"m.test": ("127.0.2.1", "127.0.1.3")},
     )
     got = resolver.lookup("m.test", family)
-    persisted = ["127.0.1.2", "127.0.1.1", "127.0.1.3", "127.0.0.11"]
+    persisted = ["127.0.1.3", "127.0.1.2", "127.0.1.1", "127.0.0.11"]  # by IFNULL(conn, seen)
     if family == socket.AF_UNSPEC:
-        persisted.insert(2, "2001:db8::5")
+        persisted.insert(0, "2001:db8::5")
     check_merged(got, persisted, ["127.0.2.1"])
     assert "127.0.1.9" not in got
     assert resolver.stats().persisted_hits == 0  # a live answer, merged
@@ -457,6 +483,25 @@ def test_merge_keeps_at_most_ten(
     assert set(got[:2]) <= set(LIVE), got
     assert got[2:8] == persisted, got
     assert got[8:] == list(preload[:2]), got  # the third preload and the live rest are cut
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine: Resolver._fallback_entry must build its list with "
+    "persist.fallback_addresses (capped at 10); it appends the preload uncapped today",
+)
+@pytest.mark.parametrize("mode", ["merge", "fallback"])
+def test_a_failed_lookup_answers_at_most_ten(
+    dns_server: DNSServer, make_resolver: Callable[..., Resolver], db: Path, mode: str
+) -> None:
+    """Issue 11 item 14: persisted + preload came back uncapped (12 seen)."""
+    persisted = [f"127.0.3.{i}" for i in range(1, 9)]
+    seed(db, [("m.test", ip, 10.0 * (i + 1), None) for i, ip in enumerate(persisted)])
+    dns_server.servfail("m.test")
+    preload = ("127.0.4.1", "127.0.4.2", "127.0.4.3", "127.0.4.4")
+    resolver = make_resolver(persist=str(db), persist_mode=mode, preload={"m.test": preload})
+    got = resolver.lookup("m.test", socket.AF_INET)
+    assert got == [*persisted, *preload[:2]]
 
 
 # --- files that cannot be used: keep resolving, warn once, never raise ---
@@ -495,6 +540,30 @@ def test_corrupt_file_is_replaced_and_resolving_goes_on(
     after = make_resolver(persist=str(db))
     assert after.lookup("svc.test") == ["127.0.0.1"]
     assert len(dnscache_warnings(caplog)) == 1
+
+
+def test_a_planted_row_in_someone_elses_file_is_never_served(
+    dns_server: DNSServer,
+    make_resolver: Callable[..., Resolver],
+    db: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another user's world-writable database at our path: refused, never read."""
+    if os.geteuid() != 0:
+        netns.unavailable("needs root to give the file to another user")
+    seed(db, [("bank.test", "6.6.6.6", 10, 10)])
+    db.chmod(0o666)
+    os.chown(db, 65534, 65534)
+    before = db.read_bytes(), db.stat().st_mtime_ns
+    caplog.set_level(logging.WARNING, logger="dnscache")
+    dns_server.servfail("bank.test")
+    resolver = make_resolver(persist=str(db))
+    assert timed_lookup(resolver, "bank.test")[0] == socket.EAI_AGAIN  # the outage, as it is
+    assert resolver.stats().persisted_hits == 0
+    resolver.close()
+    assert (db.read_bytes(), db.stat().st_mtime_ns) == before
+    [warning] = dnscache_warnings(caplog)
+    assert "uid 65534" in warning
 
 
 def test_unusable_location_keeps_resolving_in_memory(
@@ -538,7 +607,7 @@ FULL_DISK = textwrap.dedent(
 
     from dnscache import Resolver
     from dnscache._tools.dnsserver import DNSServer
-    from dnscache._sources.persist.store import PersistentStore
+    from dnscache._sources.persist import PersistentStore
 
     class Keep(logging.Handler):
         def __init__(self):
@@ -672,12 +741,6 @@ def test_full_disk_keeps_resolving_and_warns_once(full_disk: dict[str, dict[str,
     assert len(run["warnings_fresh"]) == 1, why
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: on a disk that is full before start-up sqlite cannot create the -shm "
-    "file, so the store degrades to memory without reading the rows already on disk; fix: "
-    "fall back to a read-only `immutable=1` connection",
-)
 def test_disk_full_before_start_still_serves_the_rows_on_it(
     full_disk: dict[str, dict[str, Any]],
 ) -> None:
@@ -685,12 +748,13 @@ def test_disk_full_before_start_still_serves_the_rows_on_it(
 
     Here the disk filled while no program had the file open, so sqlite has no ``-shm``
     to map and cannot open the WAL database normally (SQLITE_IOERR_SHMSIZE), not even
-    with ``mode=ro``.
+    with ``mode=ro``: the store reads it through an ``immutable=1`` connection.
     """
     cold = full_disk["cold"]
     why = json.dumps(cold, indent=1)
     assert cold["fresh_hosts"] == ["127.1.1.1", "127.1.1.2"], why  # live lookups work
     assert len(cold["warnings_fresh"]) == 1, why
+    assert "reading the addresses already in it" in cold["warnings_fresh"][0], why
     assert cold["fresh_first"] == ["127.0.0.2"], why
     assert cold["fresh_persisted_hits"] == 1, why
 

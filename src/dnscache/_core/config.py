@@ -86,14 +86,21 @@ def _parse_hosts(text: str) -> dict[str, tuple[str, ...]]:
 
 
 def _parse_persist(text: str) -> str | None:
-    """``1``/true: the default path; ``0``/false/empty: off; anything else: a path."""
+    """``1``/true/yes/on: the default path; ``0``/false/no/off/empty: off; else an absolute path.
+
+    Anything else (``2``, ``nan``, ``merge``, ``None``, ``~/x``, a relative path) is
+    refused, so nothing is created: a relative path would put a database in whatever
+    directory each process happens to start in (issue 11 item 5).
+    """
     flag = env_flag(text)
     if flag is False:
         return None
     if flag is True:
-        from .._sources.persist.store import default_path
+        from .paths import default_cache_path
 
-        return default_path()
+        return default_cache_path()
+    if not os.path.isabs(text):
+        raise ValueError("must be an absolute path, 1/true/yes/on (the default path) or 0/off")
     return text
 
 
@@ -339,7 +346,12 @@ def _check_persist(name: str, value: Any) -> Any:
         return None
     if not isinstance(value, str | os.PathLike):
         raise TypeError(f"{name} must be a path or None, not {type(value).__name__}")
-    return os.fspath(value)
+    path = os.fspath(value)
+    if not isinstance(path, str):
+        raise TypeError(f"{name} must be a str path or None, not {type(path).__name__}")
+    if "\x00" in path or not os.path.isabs(path):
+        raise ValueError(f"{name} must be an absolute path or None, not {path!r}")
+    return path
 
 
 def _check_persist_mode(name: str, value: Any) -> Any:
