@@ -485,11 +485,6 @@ def test_merge_keeps_at_most_ten(
     assert got[8:] == list(preload[:2]), got  # the third preload and the live rest are cut
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: Resolver._fallback_entry must build its list with "
-    "persist.fallback_addresses (capped at 10); it appends the preload uncapped today",
-)
 @pytest.mark.parametrize("mode", ["merge", "fallback"])
 def test_a_failed_lookup_answers_at_most_ten(
     dns_server: DNSServer, make_resolver: Callable[..., Resolver], db: Path, mode: str

@@ -8,6 +8,7 @@ Reads touch sqlite, so they are made without any lock held; writes only queue.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Sequence
 
@@ -16,16 +17,30 @@ from .._core import addrinfo as ai
 from .._core.config import Config
 from .._core.names import bare
 from .._sources.answer import Answer
-from .._sources.persist.store import PersistentStore, fallback_order, merge_order
+from .._sources.persist import PersistentStore, fallback_addresses, merged_addresses
 from . import answers
 
 # last_seen is refreshed for answers served from memory at most this often per
-# entry (Delta Chat's last_seen says when the address was last used).
+# entry (Delta Chat's last_seen says when an address was last returned).
 TOUCH_INTERVAL = 60.0
 
 
+def _family(family: int, flags: int) -> int:
+    """Which persisted addresses can answer a lookup of ``family``: 0 for both.
+
+    AF_INET6 with AI_V4MAPPED may answer with (mapped) IPv4 addresses too.
+    """
+    if family == socket.AF_INET6 and flags & socket.AI_V4MAPPED:
+        return 0
+    return family if family in (socket.AF_INET, socket.AF_INET6) else 0
+
+
 class Persisted:
-    """Remembered addresses for one Resolver: the sqlite layer (optional) and the preload list."""
+    """Remembered addresses for one Resolver: the sqlite layer (optional) and the preload list.
+
+    Hosts are the cache's own bytes keys without case or final dot: exactly what
+    libc was asked, so two different names never share a row.
+    """
 
     def __init__(self, config: Config) -> None:
         self._config = config
@@ -45,9 +60,15 @@ class Persisted:
         if not self.active:
             return None
         host = bare(ekey[0])
-        ips = fallback_order(self.store.addresses(answers.text(host))) if self.store else []
-        source = "persisted" if ips else "preload"
-        ips += [ip for ip in self.preload.get(host, ()) if ip not in ips]
+        rows = self.store.addresses(host) if self.store is not None else []
+        ips = fallback_addresses(
+            rows,
+            self.preload.get(host, ()),
+            time.time(),  # rows carry wall-clock times
+            self._config.persist_max_age,
+            family=_family(ekey[1], ekey[2]),
+        )
+        source = "persisted" if {row.ip for row in rows} & set(ips) else "preload"
         return answers.fallback(ekey, ips, source, now, self._config)
 
     def merged(self, ekey: EntryKey, answer: Answer) -> Answer:
@@ -56,12 +77,13 @@ class Persisted:
             return answer
         host = bare(ekey[0])
         live = {ai.ip_strings([a])[0]: a for a in answer.addresses}
-        order = merge_order(
+        order = merged_addresses(
             list(live),
-            self.store.addresses(answers.text(host)),
+            self.store.addresses(host),
             self.preload.get(host, ()),
-            time.time(),  # rows carry wall-clock times
+            time.time(),
             self._config.persist_max_age,
+            family=_family(ekey[1], ekey[2]),
         )
         extra = answers.addresses_for([ip for ip in order if ip not in live], ekey[1], ekey[2])
         by_ip = {**{ai.ip_strings([a])[0]: a for a in extra}, **live}
@@ -70,23 +92,27 @@ class Persisted:
 
     def seen(self, host: bytes, ips: Sequence[str]) -> None:
         if self.store is not None and ips:
-            self.store.record_seen(answers.text(bare(host)), ips)
+            self.store.record_seen(bare(host), ips)
 
     def connected(self, host: bytes, ip: str) -> None:
         if self.store is not None:
-            self.store.record_connected(answers.text(bare(host)), ip)
+            self.store.record_connected(bare(host), ip)
 
     def touch_due(self, entry: Entry, now: float) -> float:
-        """When ``entry``'s use must next be written (inf when nothing is kept)."""
-        if self.store is None or entry.error is not None:
+        """When ``entry``'s use must next be noted (inf when nothing is kept for it).
+
+        Only live answers are noted: a remembered (persisted, preloaded) or
+        overridden answer must not keep itself alive in the file.
+        """
+        if self.store is None or entry.error is not None or entry.source != "upstream":
             return float("inf")
         return entry.touched + TOUCH_INTERVAL
 
     def touch(self, entry: Entry, now: float) -> None:
         """Note that ``entry``'s addresses were just served (last_seen), at most once a minute."""
-        if self.store is not None and entry.error is None and now >= entry.touched + TOUCH_INTERVAL:
+        if self.store is not None and now >= self.touch_due(entry, now):
             entry.touched = now
-            self.seen(entry.key[0], ai.ip_strings(entry.addresses))
+            self.store.touch(entry.host, ai.ip_strings(entry.addresses))
 
     def close(self) -> None:
         if self.store is not None:
