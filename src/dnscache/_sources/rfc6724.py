@@ -23,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 
 from .._core.addrinfo import Address
@@ -109,6 +110,9 @@ class _RouteWatcher:
             sock.close()
             return
         self._sock = sock
+        # A Resolver that is never closed must not leave a descriptor (or a
+        # ResourceWarning) behind when it is collected.
+        self._finalizer = weakref.finalize(self, sock.close)
 
     @property
     def working(self) -> bool:
@@ -133,6 +137,7 @@ class _RouteWatcher:
     def close(self) -> None:
         sock, self._sock = self._sock, None
         if sock is not None:
+            self._finalizer.detach()
             sock.close()
 
 

@@ -363,16 +363,24 @@ def _handshake(
         sock, server_hostname=server_name, do_handshake_on_connect=False
     )
     sockets.adopt(tls_sock)
-    while True:
-        try:
-            tls_sock.do_handshake()
-            return tls_sock  # type: ignore[no-any-return]
-        except ssl.SSLWantReadError:
-            ready = wait(tls_sock, select.POLLIN, deadline)
-        except ssl.SSLWantWriteError:
-            ready = wait(tls_sock, select.POLLOUT, deadline)
-        if not ready:
-            raise OSError(errno.ETIMEDOUT, "TLS handshake timed out")
+    try:
+        while True:
+            try:
+                tls_sock.do_handshake()
+                return tls_sock  # type: ignore[no-any-return]
+            except ssl.SSLWantReadError:
+                ready = wait(tls_sock, select.POLLIN, deadline)
+            except ssl.SSLWantWriteError:
+                ready = wait(tls_sock, select.POLLOUT, deadline)
+            except OSError:
+                if tls_sock.interrupted:
+                    raise Interrupted() from None
+                raise
+            if not ready:
+                raise OSError(errno.ETIMEDOUT, "TLS handshake timed out")
+    except BaseException:
+        sockets.release(tls_sock)
+        raise
 
 
 class _TlsSocket(ssl.SSLSocket):
