@@ -17,11 +17,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import netns
 import pytest
-import unbound
 
 import dnscache
+import netns
+import unbound
 from dnscache._core.config import Config, ConfigWarning, parse_env, parse_nameserver
 from dnscache._sources.dnspython import DnspythonBackend
 from dnscache._sources.originals import get_original

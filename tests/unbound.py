@@ -284,7 +284,7 @@ class Unbound:
         return out.stdout
 
     def stats(self) -> dict[str, float]:
-        """unbound's counters (``total.num.queries``, ``num.query.type.A``, ``num.query.tls``...)."""
+        """unbound's counters: ``total.num.queries``, ``num.query.type.A``, ``num.query.tls``..."""
         values: dict[str, float] = {}
         for line in self._control("stats_noreset").splitlines():
             key, sep, value = line.partition("=")
