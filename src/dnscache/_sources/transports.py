@@ -49,6 +49,7 @@ _MAX_WAIT = 3600.0
 # Idle connections kept per encrypted server; more concurrent lookups open more.
 MAX_IDLE = 4
 _THREAD_PREFIX = "dnscache-"
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
 
 ResolveHost = Callable[[str, int], list[str]]  # (host name, port) -> IP strings
 
@@ -303,6 +304,14 @@ class StreamConnection:
     def receive(self, deadline: float) -> bytes | None:
         """Some bytes from the peer; None when the deadline passed. EOF raises ECONNRESET."""
         sock = self.sock
+        if _QUICKACK is not None:
+            # ACK at once: a server that writes each answer separately (unbound over TLS)
+            # holds the second behind Nagle until our delayed ACK (40 ms) otherwise.
+            # Linux clears quick-ACK mode by itself, so it is set before every read.
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+            except OSError:
+                pass
         while True:
             try:
                 data = sock.recv(65535)
