@@ -10,7 +10,6 @@ backend pointed at unbound.
 
 from __future__ import annotations
 
-import json
 import textwrap
 from typing import Any
 
