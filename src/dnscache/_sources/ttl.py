@@ -29,14 +29,13 @@ import ipaddress
 import socket
 import time
 from collections.abc import Callable
-
-import dns.exception
-import dns.name
+from typing import TYPE_CHECKING, Any
 
 from .._core.config import Config
 from .answer import Answer
-from .dnspython import _A, _AAAA, _OK, _TIMEOUT, DnspythonBackend, _found, _outcome, query_name
-from .transports import Interrupted
+
+if TYPE_CHECKING:
+    from .stub import StubResolver
 
 # Longest a learning lookup may take; it runs in the background, never on a caller's path.
 DEFAULT_LIFETIME = 2.0
@@ -75,10 +74,12 @@ class TtlLearner:
         *,
         lifetime: float = DEFAULT_LIFETIME,
     ) -> None:
+        from .stub import StubResolver  # imports dnspython: only when TTLs are learned
+
         self._hosts_names = hosts_names
         # resolv.conf's servers, search list and ndots: where and what libc asked.
-        self._dns = DnspythonBackend(_NoFallback(), hosts_names, (), lifetime=lifetime)
-        self._lifetime = self._dns._lifetime
+        self._dns: StubResolver = StubResolver(_NoFallback(), hosts_names, (), lifetime)
+        self._lifetime = lifetime
 
     @classmethod
     def from_config(
@@ -96,6 +97,11 @@ class TtlLearner:
         resolver has the name cached): call it from a background thread.
         Never raises for a DNS failure (None); a signal handler's exception passes.
         """
+        import dns.exception
+
+        from .stub import _A, _AAAA, _OK, _TIMEOUT, _found, _outcome, query_name
+        from .transports import Interrupted
+
         if not answer.addresses or host.lower().rstrip(b".") in self._hosts_names():
             return None
         try:
@@ -126,7 +132,7 @@ class TtlLearner:
             return None
         found: set[str] = set()
         ttls: list[float] = []
-        canonical: dns.name.Name | None = None
+        canonical: Any = None
         for query in queries:
             addresses, chain = _found(query)
             if not addresses:
