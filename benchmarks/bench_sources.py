@@ -128,7 +128,7 @@ def instructions(case: str, nameserver: str) -> float | None:
             out = Path(tmp) / "cg.out"
             subprocess.run(
                 [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}",
-                 "--toggle-collect=_callgrind_window", sys.executable, __file__,
+                 sys.executable, __file__,
                  "--one", case, "--nameserver", nameserver, "--calls", str(calls)],
                 check=True, capture_output=True, timeout=900,
             )  # fmt: skip

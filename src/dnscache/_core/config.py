@@ -262,7 +262,8 @@ class Config:
         "fixed",
         "For backend=system: `fixed` keeps every answer `ttl` seconds; `dns` learns the "
         "record TTL with one DNS query (in the background) for the name libc resolved, "
-        "clamped by min_ttl/max_ttl; names libc answered from files or mDNS keep `ttl`.",
+        "clamped by min_ttl/max_ttl; names libc answered from files or mDNS keep `ttl`. "
+        "Off by default: it imports dnspython and costs a query per answer.",
         str,
     )
 

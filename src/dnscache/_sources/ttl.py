@@ -18,9 +18,13 @@ answer came from:
 The TTL is the minimum over the CNAME chain and the address records, as the
 dnspython backend computes it. The engine clamps it (``min_ttl``/``max_ttl``).
 
-Cost: one query per family per system-backend answer, from a background
-thread, to a resolver that has just answered the same question (so from its
-cache); and dnspython, imported when the first learner is built.
+Cost, measured (``Config.ttl_source`` defaults to ``fixed`` because of it): on
+this project's 2-CPU machine, in a namespace against dnsmasq, a learning call
+took 444 us of CPU against 41 us for the libc miss it follows (11x, in a
+background thread), plus one more upstream query per family per answer; and
+building the first learner imports dnspython, which raised a fresh
+interpreter's start-up from 0.44 s to 0.94 s (loaded machine). A fleet setting
+PYTHONDNSCACHE=1 on every short-lived script would pay that on each.
 """
 
 from __future__ import annotations
