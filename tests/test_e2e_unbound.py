@@ -145,8 +145,11 @@ def test_an_unbound_restart_and_outage_are_bridged_by_serve_stale() -> None:
         """\
         with unbound.Unbound(RECORDS, ttl=1, port=53) as ub:
             env = {"PYTHONDNSCACHE_RESOLVE_TIMEOUT": "0.3"}
-            procs = children(2, env, ["svc.test", "api.test"], seconds=6.0, pause=0.05)
-            time.sleep(1.5)   # warm, and past the 1 s TTL: every answer is refreshed live
+            procs = children(2, env, ["svc.test", "api.test"], seconds=8.0, pause=0.05)
+            deadline = time.monotonic() + 30  # a loaded machine starts interpreters slowly
+            while ub.queries("A") < 4 and time.monotonic() < deadline:
+                time.sleep(0.05)  # until both children have their answers
+            time.sleep(1.5)   # past the 1 s TTL: every answer is refreshed live
             ub.stop()         # outage: nothing listens on port 53
             time.sleep(2.0)
             ub.start()        # restart (a new process: statistics start again)
