@@ -7,10 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ "$(id -u)" = 0 ] && { [ ! -x /usr/sbin/dnsmasq ] || ! command -v unshare >/dev/null || ! command -v ip >/dev/null; }; then
+# unbound (with unbound-control) and openssl: the shared resolver of the DoT/DoH and fleet
+# tests (tests/unbound.py); policy-rc.d-less containers may try to start its service, which
+# fails harmlessly: the tests start their own instances.
+if [ "$(id -u)" = 0 ] && { [ ! -x /usr/sbin/dnsmasq ] || [ ! -x /usr/sbin/unbound ] || ! command -v openssl >/dev/null || ! command -v unshare >/dev/null || ! command -v ip >/dev/null; }; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq </dev/null
-    apt-get install -y -qq --no-install-recommends dnsmasq-base iproute2 util-linux </dev/null >/dev/null
+    apt-get install -y -qq --no-install-recommends dnsmasq-base unbound openssl iproute2 util-linux </dev/null >/dev/null
 fi
 
 PYTHON=${PYTHON:-python3}

@@ -205,8 +205,11 @@ class Config:
     )
     nameservers: tuple[str, ...] = _opt(
         (),
-        "For backend=dnspython: servers as `ip`, `ip:port` or `[v6]:port`; default: "
-        "resolv.conf's. Env form: comma-separated.",
+        "For backend=dnspython: servers as `ip`, `ip:port`, `[v6]:port` (plain DNS), "
+        "`tls://host[:port][#name]` (DNS over TLS, RFC 7858) or `https://host[:port]/path` "
+        "(DNS over HTTPS, RFC 8484; needs the `doh` extra); `#name` is the name the "
+        "certificate must carry when host is an IP. Default: resolv.conf's. Env form: "
+        "comma-separated.",
         lambda text: tuple(x.strip() for x in text.split(",") if x.strip()),
     )
     min_ttl: float = _opt(0.0, "Record TTLs are raised to at least this.", _parse_float)
@@ -261,6 +264,22 @@ class Config:
         "OpenTelemetry spans for upstream lookups and events for cache hits "
         "(needs opentelemetry-api).",
         _parse_bool,
+    )
+
+    tls_ca_bundle: str | None = _opt(
+        None,
+        "PEM file of the certificate authorities trusted for `tls://` and `https://` "
+        "nameservers, instead of the system trust store (for a private resolver's CA). "
+        "Certificates are always verified.",
+        str,
+    )
+    ttl_source: str = _opt(
+        "fixed",
+        "For backend=system: `fixed` keeps every answer `ttl` seconds; `dns` learns the "
+        "record TTL with one DNS query (in the background) for the name libc resolved, "
+        "clamped by min_ttl/max_ttl; names libc answered from files or mDNS keep `ttl`. "
+        "Off by default: it imports dnspython and costs a query per answer.",
+        str,
     )
 
     def __post_init__(self) -> None:
@@ -385,25 +404,116 @@ def _check_nameservers(name: str, value: Any) -> Any:
         value = (value,)
     out = tuple(value)
     for server in out:
-        split_nameserver(server)  # raises ValueError naming the bad one
+        if not isinstance(server, str):
+            raise TypeError(f"{name}: a nameserver is a string, not {type(server).__name__}")
+        parse_nameserver(server)  # raises ValueError naming the bad one
     return out
+
+
+@dataclass(frozen=True)
+class Nameserver:
+    """One parsed ``nameservers`` item.
+
+    ``scheme`` is ``dns`` (plain UDP, TCP on truncation), ``tls`` (RFC 7858) or
+    ``https`` (RFC 8484). ``host`` is an IP literal or a name (a name is resolved
+    with the system resolver when a connection is opened); ``tls_name`` is what
+    the server's certificate must say (the ``#name`` part, else ``host``).
+    """
+
+    scheme: str
+    host: str
+    port: int
+    path: str = ""
+    tls_name: str = ""
+
+    @property
+    def encrypted(self) -> bool:
+        return self.scheme != "dns"
+
+
+_DEFAULT_PORTS = {"dns": 53, "tls": 853, "https": 443}
+
+
+def parse_nameserver(server: str) -> Nameserver:
+    """``ip``, ``ip:port``, ``[v6]:port``, ``tls://host[:port][#name]``, ``https://host/path``."""
+    text = server.strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        host, port = split_nameserver(text)
+        return Nameserver("dns", host, port)
+    scheme = scheme.lower()
+    if scheme == "quic":
+        # dnspython's DoQ needs aioquic (with cryptography and pylsqpack): not a
+        # dependency we add for one transport.
+        raise ValueError(f"bad nameserver {server!r}: quic:// is not supported")
+    if scheme not in ("tls", "https"):
+        raise ValueError(f"bad nameserver {server!r}: scheme must be tls:// or https://")
+    rest, _, tls_name = rest.partition("#")
+    authority, slash, path = rest.partition("/")
+    if scheme == "tls" and slash and path:
+        raise ValueError(f"bad nameserver {server!r}: tls:// takes no path")
+    if scheme == "https":
+        path = "/" + path if slash else "/dns-query"  # RFC 8484's customary path
+    host, port = _split_authority(server, authority, _DEFAULT_PORTS[scheme])
+    tls_name = tls_name or host
+    if not _is_hostname(tls_name):
+        raise ValueError(f"bad nameserver {server!r}: {tls_name!r} is not a host name")
+    return Nameserver(scheme, host, port, path, tls_name)
+
+
+def _is_hostname(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        pass
+    labels = text.rstrip(".").split(".")
+    return bool(text) and all(
+        0 < len(label) < 64 and label.isascii() and label.replace("-", "").isalnum()
+        for label in labels
+    )
+
+
+def _split_authority(server: str, authority: str, default_port: int) -> tuple[str, int]:
+    port = default_port
+    if authority.startswith("["):
+        host, _, rest = authority[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"bad nameserver {server!r}")
+        port_text = rest[1:] if rest else ""
+    elif authority.count(":") == 1:
+        host, _, port_text = authority.partition(":")
+    else:
+        host, port_text = authority, ""
+    if port_text:
+        if not port_text.isdigit():
+            raise ValueError(f"bad nameserver {server!r}: bad port")
+        port = int(port_text)
+    if not _is_hostname(host):
+        raise ValueError(f"bad nameserver {server!r}: {host!r} is not a host name or IP")
+    if not 0 < port < 65536:
+        raise ValueError(f"bad nameserver {server!r}: port out of range")
+    return host, port
 
 
 def split_nameserver(server: str) -> tuple[str, int]:
     """``"ip"``, ``"ip:port"`` or ``"[v6]:port"`` -> (ip, port)."""
     text = server.strip()
     port = 53
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if rest:
-            if not rest.startswith(":"):
-                raise ValueError(f"bad nameserver {server!r}")
-            port = int(rest[1:])
-    elif text.count(":") == 1:
-        host, _, p = text.partition(":")
-        port = int(p)
-    else:
-        host = text
+    try:
+        if text.startswith("["):
+            host, _, rest = text[1:].partition("]")
+            if rest:
+                if not rest.startswith(":"):
+                    raise ValueError(f"bad nameserver {server!r}")
+                port = int(rest[1:])
+        elif text.count(":") == 1:
+            host, _, p = text.partition(":")
+            port = int(p)
+        else:
+            host = text
+    except ValueError:
+        raise ValueError(f"bad nameserver {server!r}: bad port") from None
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -411,6 +521,23 @@ def split_nameserver(server: str) -> tuple[str, int]:
     if not 0 < port < 65536:
         raise ValueError(f"bad nameserver {server!r}: port out of range")
     return host, port
+
+
+def _check_ca_bundle(name: str, value: Any) -> Any:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str | os.PathLike):
+        raise TypeError(f"{name} must be a path or None, not {type(value).__name__}")
+    path = os.fspath(value)
+    if not os.path.isabs(path):
+        raise ValueError(f"{name} must be an absolute path, not {path!r}")
+    return path
+
+
+def _check_ttl_source(name: str, value: Any) -> Any:
+    if value not in ("fixed", "dns"):
+        raise ValueError(f"{name} must be 'fixed' or 'dns', not {value!r}")
+    return value
 
 
 _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
@@ -438,6 +565,8 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "hosts": _check_hosts,
     "on_cache_miss": _check_hook,
     "on_change": _check_hook,
+    "tls_ca_bundle": _check_ca_bundle,
+    "ttl_source": _check_ttl_source,
 }
 
 

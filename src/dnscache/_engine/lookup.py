@@ -31,8 +31,9 @@ from .._core import addrinfo as ai
 from .._core import decide as rules
 from .._core.config import Config
 from .._core.names import bare
-from .._core.policy import Freshness
-from .._sources.answer import Backend
+from .._core.policy import Freshness, clamp_ttl, lifetime
+from .._sources.answer import Answer, Backend
+from .._sources.ttl import TtlLearner
 from . import answers, callouts, trace
 from .background import Background, Job
 from .persisted import Persisted
@@ -77,6 +78,7 @@ class Lookups:
         clock: Callable[[], float],
         bound: Callable[[], float],
         tracer: Any,
+        learner: TtlLearner | None = None,
     ) -> None:
         self._config = config
         self._store = store
@@ -88,6 +90,7 @@ class Lookups:
         self._clock = clock
         self._bound = bound  # seconds one upstream lookup may take at most
         self._tracer = tracer
+        self._learner = learner  # the system backend's record TTLs (ttl_source="dns")
         self._overrides = answers.by_key(config.hosts)
         self._known: dict[bytes, dict[int, tuple[str, ...]]] = {}  # per host: ips per family
 
@@ -363,6 +366,8 @@ class Lookups:
         if stored is None:
             return
         if stored.error is None:
+            if self._learner is not None and stored.source == "upstream":
+                self._learn_ttl(stored)
             ips = ai.ip_strings(stored.addresses)
             self._health.forget_missing(answers.text(stored.host), ips)
             self._persisted.seen(stored.host, ips)
@@ -370,6 +375,40 @@ class Lookups:
                 change = self._host_change(stored)
                 if change is not None:
                     callouts.call_hook(self._config.on_change, answers.text(stored.host), change)
+
+    def _learn_ttl(self, entry: Entry) -> None:
+        """Ask DNS, in the background, for the TTL of what libc just answered; re-time the entry.
+
+        libc reports no TTL, so the answer was stored for ``ttl``; once the record's
+        own TTL is known the entry's life is recomputed from its birth (clamped by
+        min_ttl/max_ttl), unless a newer answer replaced it meanwhile. Names libc
+        answered from files or mDNS get None from the learner and keep ``ttl``.
+        """
+        learner = self._learner
+        assert learner is not None
+        born = entry.life.born
+        host, family, flags = entry.key
+
+        def run() -> None:
+            ttl = learner.learn(host, family, flags, Answer(entry.addresses, entry.canonname, None))
+            if ttl is None:
+                return
+            c = self._config
+            life = lifetime(
+                born,
+                clamp_ttl(ttl, c.ttl, c.min_ttl, c.max_ttl),
+                refresh=c.refresh,
+                refresh_at=c.refresh_at,
+                stale_ttl=c.stale_ttl,
+            )
+            store = self._store
+            with store.lock:
+                if store.peek(entry.key) is entry and entry.life.born == born:
+                    entry.renew(life, entry.source)
+                    store.put(entry)  # its new time-to-use
+                    store.drop_views(entry)  # they were timed for the old life
+
+        self._background.submit(("ttl", entry.key), Job(run, lambda: None))
 
     def _host_change(self, stored: Entry) -> list[str] | None:
         """The host's full new address list if this answer changed it, else None.

@@ -29,10 +29,11 @@ from .._core import addrinfo as ai
 from .._core.config import Config, make_config
 from .._core.names import bare, encode_host, lookup_bound
 from .._sources.answer import Backend
-from .._sources.dnspython import DnspythonBackend
+from .._sources.dnspython import DnspythonBackend, lifetime_for
 from .._sources.originals import get_original
 from .._sources.sysfiles import SystemFiles
 from .._sources.system import SystemBackend
+from .._sources.ttl import TtlLearner
 from . import lifecycle, trace
 from .background import Background
 from .calls import Calls
@@ -79,6 +80,7 @@ class Resolver:
         self._persisted = Persisted(config)
         self._counters = Counters()
         self._tracer = trace.get_tracer(config.trace)
+        self._learner = TtlLearner.from_config(config, self._hosts_names)
         self._lookups = Lookups(
             config=config,
             store=self._store,
@@ -90,6 +92,7 @@ class Resolver:
             clock=clock,
             bound=self._lookup_bound,
             tracer=self._tracer,
+            learner=self._learner,
         )
         calls = Calls(
             config=config,
@@ -117,17 +120,15 @@ class Resolver:
         system = SystemBackend(self._original)
         if self.config.backend != "dnspython":
             return system
-        return DnspythonBackend(
-            system,
-            lambda: self._files.facts.hosts_names,
-            self.config.nameservers,
-            lifetime=max(self.config.resolve_timeout, 5.0),
-        )
+        return DnspythonBackend.from_config(self.config, system, self._hosts_names)
+
+    def _hosts_names(self) -> frozenset[bytes]:
+        return self._files.facts.hosts_names
 
     def _lookup_bound(self) -> float:
         """Seconds one upstream lookup may take at most (a waiter's patience)."""
         if self.config.backend == "dnspython":
-            return max(self.config.resolve_timeout, 5.0)
+            return lifetime_for(self.config.resolve_timeout)
         return lookup_bound(self._files.facts)
 
     # --- the public API ---
@@ -207,6 +208,8 @@ class Resolver:
         """
         self._closed = True
         self._backend.close()  # first: it interrupts the queries the threads are stuck in
+        if self._learner is not None:
+            self._learner.close()
         self._background.close()  # ends the flights of every job it drops
         self._persisted.close()  # flushes queued writes
         lifecycle.forget(self)
@@ -233,6 +236,8 @@ class Resolver:
         self._files.reset_after_fork()
         self._background.after_fork_in_child()
         self._backend.after_fork_in_child()
+        if self._learner is not None:
+            self._learner.after_fork_in_child()
         self._health.after_fork_in_child()
         self._persisted.reset_after_fork()
 
