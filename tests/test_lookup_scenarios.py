@@ -67,7 +67,7 @@ class _Scripted:
     def __init__(self, script: Script) -> None:
         self.script = script
 
-    def resolve(self, host: bytes, family: int, flags: int) -> Answer:
+    def resolve(self, host: bytes, family: int, flags: int, *, background: bool = False) -> Answer:
         s = self.script
         with s.lock:
             s.calls.append(host)

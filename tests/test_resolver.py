@@ -54,7 +54,7 @@ class CountingBackend:
         self.interrupt_once: BaseException | None = None
         self.closed = 0
 
-    def resolve(self, host: bytes, family: int, flags: int) -> Any:
+    def resolve(self, host: bytes, family: int, flags: int, *, background: bool = False) -> Any:
         with self.lock:
             self.calls.append((host, family, flags))
             interrupt, self.interrupt_once = self.interrupt_once, None
@@ -65,7 +65,7 @@ class CountingBackend:
             raise interrupt
         if host in self.errors:
             raise socket.gaierror(*self.errors[host])
-        return self.real.resolve(host, family, flags)
+        return self.real.resolve(host, family, flags, background=background)
 
     def close(self) -> None:
         self.closed += 1

@@ -308,7 +308,7 @@ class Lookups:
         try:
             self._counters.lookups += 1
             try:
-                fresh = self._fetch(ekey, servable)
+                fresh = self._fetch(ekey, servable, background)
             except socket.gaierror as exc:
                 failure = exc
                 raise
@@ -331,11 +331,11 @@ class Lookups:
             self._after(ekey, stored, flight.entry, background, started_ns, failure)
         return flight.entry
 
-    def _fetch(self, ekey: EntryKey, servable: bool) -> Entry | None:
+    def _fetch(self, ekey: EntryKey, servable: bool, background: bool) -> Entry | None:
         """One upstream lookup as an entry; None when a servable answer should be kept."""
         host, family, flags = ekey
         try:
-            answer = self._backend.resolve(host, family, flags)
+            answer = self._backend.resolve(host, family, flags, background=background)
         except socket.gaierror as exc:
             if exc.errno not in CACHEABLE_ERRORS:
                 raise

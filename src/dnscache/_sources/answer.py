@@ -22,7 +22,12 @@ class Answer:
 
 
 class Backend(Protocol):
-    def resolve(self, host: bytes, family: int, flags: int) -> Answer: ...
+    def resolve(self, host: bytes, family: int, flags: int, *, background: bool = False) -> Answer:
+        """The answer for ``host``, or raise gaierror as libc would.
+
+        ``background``: nobody waits on this lookup (a refresh), so a backend
+        with its own lifetime may give it longer than a caller's cold miss.
+        """
 
     def close(self) -> None: ...
 

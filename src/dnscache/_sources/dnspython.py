@@ -96,8 +96,8 @@ class DnspythonBackend:
             ca_bundle=ca_bundle,
         )
 
-    def resolve(self, host: bytes, family: int, flags: int) -> Answer:
-        return self._stub.resolve(host, family, flags)
+    def resolve(self, host: bytes, family: int, flags: int, *, background: bool = False) -> Answer:
+        return self._stub.resolve(host, family, flags, background=background)
 
     @property
     def servers(self) -> list[Any]:

@@ -67,6 +67,11 @@ def query_name(host: bytes) -> dns.name.Name:
     return dns.name.from_text(host, origin=None)
 
 
+# The least a background lookup (a refresh, a lookup a stale answer waits on) is
+# given: glibc's own per-try default.
+BACKGROUND_LIFETIME = 5.0
+
+
 class StubResolver:
     """A stub resolver (dnspython messages, :mod:`.transports` wire) with real record TTLs."""
 
@@ -103,21 +108,24 @@ class StubResolver:
                 stacklevel=2,
             )
         # One try per server per round, resent after this (RFC 1035 4.2.1: retransmit).
-        rounds = max(len(self._servers), 1) * ATTEMPTS
-        self._try = max(min(timeout, self._lifetime / rounds), MIN_TRY)
+        self._timeout = timeout  # resolv.conf's per-try timeout
         self._rotate = rotate
         self._next = 0
 
     # --- the lookup ---
 
-    def resolve(self, host: bytes, family: int, flags: int) -> Answer:
+    def resolve(self, host: bytes, family: int, flags: int, *, background: bool = False) -> Answer:
         if host.lower().rstrip(b".") in self._hosts_names():
             return self._fallback.resolve(host, family, flags)
         try:
             name = query_name(host)
         except dns.exception.DNSException:
             return self._fallback.resolve(host, family, flags)
-        deadline = time.monotonic() + self._lifetime
+        # Nobody waits on a background lookup beyond resolve_timeout (the executor
+        # serves stale then), so it may take longer: a slow but working upstream
+        # must still replace the stale answer, or it would be served for stale_ttl.
+        lifetime = max(self._lifetime, BACKGROUND_LIFETIME) if background else self._lifetime
+        deadline = time.monotonic() + lifetime
         try:
             if family == socket.AF_INET:
                 return self._answer(self._search_for(name, (_A,), deadline), family)
@@ -174,6 +182,9 @@ class StubResolver:
         # error (SERVFAIL, REFUSED...) or could not be reached is not asked again in
         # this lookup, as dnspython does: it would say the same, and fail fast.
         rounds = len(servers) * ATTEMPTS
+        # Each try gets its share of what is left of the lifetime (a background
+        # lookup has a longer one), at most resolv.conf's timeout.
+        per_try = max(min(self._timeout, (deadline - time.monotonic()) / rounds), MIN_TRY)
         out: set[int] = set()
         for tries in range(rounds):
             pending = [q for q in queries if not q.answered]
@@ -184,7 +195,7 @@ class StubResolver:
             if index in out:
                 continue
             try:
-                servers[index].exchange(pending, min(deadline, now + self._try))
+                servers[index].exchange(pending, min(deadline, now + per_try))
             except OSError as exc:
                 if isinstance(exc, Interrupted) or not is_failure(exc):
                     raise

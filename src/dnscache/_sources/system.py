@@ -18,7 +18,7 @@ class SystemBackend:
     def __init__(self, original: GetAddrInfo) -> None:
         self._original = original
 
-    def resolve(self, host: bytes, family: int, flags: int) -> Answer:
+    def resolve(self, host: bytes, family: int, flags: int, *, background: bool = False) -> Answer:
         result = self._original(host, None, family, socket.SOCK_STREAM, 0, flags)
         return Answer(addresses_of(result), canonname_of(result), None)
 

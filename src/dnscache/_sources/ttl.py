@@ -48,7 +48,7 @@ DEFAULT_LIFETIME = 2.0
 class _NoFallback:
     """The learner never asks libc: it only ever checks what libc said."""
 
-    def resolve(self, host: bytes, family: int, flags: int) -> Answer:
+    def resolve(self, host: bytes, family: int, flags: int, *, background: bool = False) -> Answer:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     def close(self) -> None:
