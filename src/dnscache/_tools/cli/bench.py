@@ -8,8 +8,8 @@ import statistics
 from typing import Any
 
 from .embedded import DEMO_NAMES, NAMES, demo_server, timed_calls, uncached_options
-from .options import PROG, Command, Opts
-from .output import Progress, fmt_ns, percentile, table
+from .options import OK, PROG, Command, Opts
+from .output import Progress, emit_json, fmt_ns, percentile, table
 
 BENCH_COUNT = 1000
 
@@ -19,21 +19,21 @@ def run(args: argparse.Namespace) -> int:
     from ..._sources.originals import get_original
 
     count, names = args.count, list(DEMO_NAMES)[: args.names]
-    progress = Progress()
-    rows = [["", "calls", "DNS queries", "median", "p99", "mean", "calls/s"]]
+    progress = Progress(plain=not args.json)
+    cases: list[dict[str, Any]] = []
 
     def add(label: str, samples: list[int], queries: int | None) -> None:
         mean = statistics.fmean(samples)
-        rows.append(
-            [
-                label,
-                str(len(samples)),
-                "-" if queries is None else str(queries),
-                fmt_ns(statistics.median(samples)),
-                fmt_ns(percentile(samples, 0.99)),
-                fmt_ns(mean),
-                f"{1e9 / mean:,.0f}" if mean else "-",
-            ]
+        cases.append(
+            {
+                "case": label,
+                "calls": len(samples),
+                "queries": queries,
+                "median_ns": statistics.median(samples),
+                "p99_ns": percentile(samples, 0.99),
+                "mean_ns": mean,
+                "calls_per_s": 1e9 / mean if mean else None,
+            }
         )
 
     with demo_server(args.delay) as server:
@@ -80,6 +80,31 @@ def run(args: argparse.Namespace) -> int:
             add("libc, /etc/hosts (reference)", libc, None)
         finally:
             progress.close()
+    speedup = statistics.median(samples) / max(statistics.median(hits), 1)
+    if args.json:
+        emit_json(
+            {
+                "names": names,
+                "delay_ms": args.delay,
+                "backend": "dnspython",
+                "cases": cases,
+                "hit_speedup_median": speedup,
+            }
+        )
+        return OK
+    rows = [["", "calls", "DNS queries", "median", "p99", "mean", "calls/s"]]
+    for case in cases:
+        rows.append(
+            [
+                case["case"],
+                str(case["calls"]),
+                "-" if case["queries"] is None else str(case["queries"]),
+                fmt_ns(case["median_ns"]),
+                fmt_ns(case["p99_ns"]),
+                fmt_ns(case["mean_ns"]),
+                "-" if case["calls_per_s"] is None else f"{case['calls_per_s']:,.0f}",
+            ]
+        )
     delay = f"{args.delay:g} ms added delay" if args.delay else "no added delay"
     print(
         f"{PROG} bench: {len(names)} names over the embedded DNS server on loopback "
@@ -88,9 +113,8 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(table(rows, right=[False] + [True] * 6))
     print()
-    speedup = statistics.median(samples) / max(statistics.median(hits), 1)
     print(f"median hit is {speedup:,.0f}x faster than an upstream lookup over loopback")
-    return 0
+    return OK
 
 
 COMMAND = Command(
@@ -103,6 +127,7 @@ COMMAND = Command(
         Opts.count,
         NAMES,
         Opts.delay,
+        Opts.json,
     ),
     defaults={"count": BENCH_COUNT, "names": len(DEMO_NAMES), "delay": 0.0},
 )

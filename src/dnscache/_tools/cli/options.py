@@ -22,8 +22,8 @@ USAGE = 2  # bad usage: argparse's own convention
 INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 
 EXIT_STATUS_HELP = (
-    "exit status: 0 ok; 1 not found or failed; 2 bad usage; "
-    "'run' exits with its command's status (127 if it is not found)"
+    "exit status: 0 ok; 1 not found or failed; 2 bad usage; 130 interrupted. "
+    "With --json, a failure is also a JSON object with 'error' and 'status' on stdout."
 )
 
 
@@ -105,9 +105,14 @@ class Opts:
             "help": "the embedded server's delay per answer in ms (%(default)s)",
         },
     )
-    family = Opt(
-        ("--family",), {"choices": ["4", "6"], "help": "IPv4 or IPv6 only (default: both)"}
+    # dig's and curl's -4/-6; --family 4|6 is the older spelling, kept.
+    ipv4 = Opt(
+        ("-4",), {"dest": "family", "action": "store_const", "const": "4", "help": "IPv4 only"}
     )
+    ipv6 = Opt(
+        ("-6",), {"dest": "family", "action": "store_const", "const": "6", "help": "IPv6 only"}
+    )
+    family = Opt(("--family",), {"choices": ["4", "6"], "help": "the same as -4 or -6"})
     backend = Opt(
         ("--backend",), {"choices": ["system", "dnspython"], "help": "where answers come from"}
     )
@@ -143,6 +148,7 @@ class Command:
     # Positional arguments and options of its own, added after the shared ones.
     configure: Callable[[argparse.ArgumentParser], None] | None = None
     usage: str | None = None
+    exit_help: str = EXIT_STATUS_HELP
 
     def add_to(self, sub: Any) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = sub.add_parser(
@@ -150,6 +156,7 @@ class Command:
             help=self.help,
             description=self.description,
             usage=self.usage,
+            epilog=self.exit_help,
         )
         if self.configure is not None:
             self.configure(parser)
