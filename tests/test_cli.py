@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -113,6 +114,8 @@ def test_every_command_takes_json(command: list[str]) -> None:
         ["frobnicate"],
         ["lookup"],
         ["lookup", "x.test", "--family", "5"],
+        ["lookup", "x.test", "-4", "-6"],
+        ["lookup", "x.test", "-4", "--family", "6"],
         ["lookup", "x.test", "--nameserver", "not-an-ip"],
         ["run"],
         ["run", "--ttl", "soon", "--", "true"],
@@ -179,7 +182,10 @@ def test_lookup_an_unknown_name(server: DNSServer) -> None:
     )
     assert proc.returncode == 1
     no_traceback(proc)
-    assert proc.stderr == "dnscache: nope.invalid: [Errno -2] Name or service not known\n"
+    assert proc.stderr == (
+        "dnscache: nope.invalid: [Errno -2] Name or service not known "
+        f"(upstream {server.nameserver}: NXDOMAIN, no such name)\n"
+    )
     assert "api.cli.test" in proc.stdout  # the names that resolved are still shown
 
 
@@ -207,8 +213,96 @@ def test_lookup_json(server: DNSServer) -> None:
     assert missing["host"] == "nope.invalid"
     assert missing["errno"] == -2
     assert "Name or service not known" in missing["error"]
+    assert missing["reason"] == "nxdomain"
+    assert missing["resolver_finished"] is True
     assert literal["source"] == "literal"
     assert literal["ttl"] is None
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["-4"], (4, ["127.0.0.10"])),
+        (["-6"], (6, ["::1"])),
+        (["--family", "6"], (6, ["::1"])),  # the older spelling
+        ([], (None, ["::1", "127.0.0.10"])),
+    ],
+)
+def test_lookup_family(server: DNSServer, flags: list[str], expected: tuple[object, ...]) -> None:
+    proc = cli("lookup", "api.cli.test", *flags, "--json", "--nameserver", server.nameserver)
+    assert proc.returncode == 0, proc.stderr
+    (result,) = json.loads(proc.stdout)
+    assert (result["family"], result["addresses"]) == expected
+
+
+def test_lookup_names_the_source(server: DNSServer) -> None:
+    env = clean_env(PYTHONDNSCACHE_HOSTS="pinned.cli.test=127.0.0.42")
+    hosts = ("db.cli.test", "db.cli.test", "localhost", "127.0.0.1", "::1", "pinned.cli.test")
+    proc = cli("lookup", *hosts, "--json", "--nameserver", server.nameserver, env=env)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout)
+    assert [(r["host"], r["source"], r["origin"]) for r in results] == [
+        ("db.cli.test", "upstream", "upstream"),
+        ("db.cli.test", "cache", "upstream"),
+        ("localhost", "hosts", "hosts"),  # /etc/hosts: libc reads it, never the server
+        ("127.0.0.1", "literal", None),
+        ("::1", "literal", None),
+        ("pinned.cli.test", "override", "override"),
+    ]
+    assert server.queries("localhost") == 0
+
+
+def test_lookup_with_the_cache_disabled_says_so() -> None:
+    env = clean_env(PYTHONDNSCACHE_DISABLED="1")
+    proc = cli("lookup", "localhost", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    (result,) = json.loads(proc.stdout)
+    assert result["source"] == "disabled"
+
+
+def _closed_udp_port() -> int:
+    """A loopback UDP port nothing listens on: the kernel answers ICMP port unreachable."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_lookup_says_a_nameserver_refused_without_waiting_out_the_lifetime() -> None:
+    # dnspython's unconnected UDP socket never sees the ICMP error: the engine alone
+    # would wait its whole 5 s lifetime and say only "Temporary failure".
+    refused = f"127.0.0.1:{_closed_udp_port()}"
+    proc = cli("lookup", "api.cli.test", "-4", "--json", "--nameserver", refused)
+    assert proc.returncode == 1
+    (result,) = json.loads(proc.stdout)
+    assert result["errno"] == socket.EAI_AGAIN
+    assert result["reason"] == "refused"
+    assert result["resolver_finished"] is False  # it answered before the resolver gave up
+    assert [(u["server"], u["outcome"], u["detail"]) for u in result["upstream"]] == [
+        (refused, "refused", "connection refused")
+    ]
+    assert proc.stderr == (
+        "dnscache: api.cli.test: [Errno -3] Temporary failure in name resolution "
+        f"(upstream {refused}: connection refused); not waiting for the resolver's timeout\n"
+    )
+
+
+def test_lookup_says_servfail(server: DNSServer) -> None:
+    server.servfail("broken.cli.test")
+    proc = cli("lookup", "broken.cli.test", "-4", "--json", "--nameserver", server.nameserver)
+    assert proc.returncode == 1
+    (result,) = json.loads(proc.stdout)
+    assert (result["errno"], result["reason"]) == (socket.EAI_AGAIN, "servfail")
+    assert result["resolver_finished"] is True
+
+
+def test_lookup_says_timeout_after_the_resolvers_own_lifetime(server: DNSServer) -> None:
+    server.drop("silent.cli.test")
+    proc = cli("lookup", "silent.cli.test", "-4", "--json", "--nameserver", server.nameserver)
+    assert proc.returncode == 1
+    (result,) = json.loads(proc.stdout)
+    assert (result["errno"], result["reason"]) == (socket.EAI_AGAIN, "timeout")
+    assert result["resolver_finished"] is True
+    assert result["upstream"][0]["detail"].startswith("timeout, no answer in ")
 
 
 def test_lookup_uses_the_environment() -> None:
