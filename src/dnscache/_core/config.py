@@ -247,6 +247,12 @@ class Config:
         "(needs opentelemetry-api).",
         _parse_bool,
     )
+    control: bool = _opt(
+        False,
+        "A control endpoint for `dnscache ps`, `stats`, `dump` and `flush`: a Unix socket "
+        "only this user can reach, served by one thread (with install() or PYTHONDNSCACHE=1).",
+        _parse_bool,
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -178,6 +178,30 @@ def _pth_files() -> list[dict[str, Any]]:
     return found
 
 
+def _control(asked: bool, activated: bool) -> dict[str, Any]:
+    """The control endpoint: asked for, where it goes, which processes have one."""
+    from ..._activation import control, rundir
+
+    handle = control.current()
+    problems = []
+    if asked and activated and handle is None:
+        problems.append(
+            _problem(
+                "activation",
+                f"{control.ENV} is on but this interpreter has no control endpoint "
+                "(see the warning on stderr)",
+                variable=control.ENV,
+            )
+        )
+    return {
+        "asked": asked,
+        "directory": rundir.private_dir(create=False),
+        "endpoints": [pid for pid, _ in rundir.all_endpoints()],
+        "this_process": handle.path if handle is not None else None,
+        "problems": problems,
+    }
+
+
 def report() -> dict[str, Any]:
     """Everything doctor knows, as plain data (the JSON output)."""
     import dnscache
@@ -207,6 +231,8 @@ def report() -> dict[str, Any]:
         + [_problem("bad-value", message) for message in bad_values]
     )
     active = dnscache.active_resolver()
+    endpoint = _control(config.control, activation["state"] == "on" and not problems)
+    problems += endpoint.pop("problems")
     facts = load_facts()
     path = cache_path(None)
     return {
@@ -229,6 +255,7 @@ def report() -> dict[str, Any]:
             "asks": list(config.nameservers),
         },
         "persistent_cache": {"path": path, "exists": os.path.exists(path)},
+        "control": endpoint,
         "problems": problems,
         "ok": not problems,
         "status": FAILED if problems else OK,
@@ -292,6 +319,14 @@ def _print(r: dict[str, Any]) -> None:
     cache = r["persistent_cache"]
     state = "exists" if cache["exists"] else "not created yet"
     print(f"\nPersistent cache\n  {cache['path']}: {state}")
+
+    endpoint = r["control"]
+    print(f"\nControl endpoint ({'on' if endpoint['asked'] else 'off'}: PYTHONDNSCACHE_CONTROL)")
+    print(f"  directory: {endpoint['directory'] or 'none usable yet (made on first use)'}")
+    if endpoint["this_process"]:
+        print(f"  this interpreter: {endpoint['this_process']}")
+    pids = " ".join(str(pid) for pid in endpoint["endpoints"]) or "none"
+    print(f"  processes with an endpoint: {pids} (see '{PROG} ps')")
 
     print("\nProblems")
     for problem in r["problems"]:

@@ -17,7 +17,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from . import bench, cache, demo, doctor, lookup, run
+from . import bench, cache, demo, doctor, dump, flush, lookup, ps, run, stats
 from .options import (
     EXIT_STATUS_HELP,
     FAILED,
@@ -31,7 +31,19 @@ from .options import (
 from .output import emit_json, say
 
 # In the order a newcomer meets them.
-COMMANDS = (demo.COMMAND, lookup.COMMAND, run.COMMAND, cache.COMMAND, bench.COMMAND, doctor.COMMAND)
+COMMANDS = (
+    demo.COMMAND,
+    lookup.COMMAND,
+    run.COMMAND,
+    cache.COMMAND,
+    bench.COMMAND,
+    doctor.COMMAND,
+    # A running process, through its control endpoint.
+    ps.COMMAND,
+    stats.COMMAND,
+    dump.COMMAND,
+    flush.COMMAND,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
