@@ -74,6 +74,10 @@ def server(dns_server: DNSServer) -> DNSServer:
         ["cache", "clear"],
         ["bench"],
         ["doctor"],
+        ["ps"],
+        ["stats"],
+        ["dump"],
+        ["flush"],
     ],
 )
 def test_help(command: list[str]) -> None:
@@ -97,6 +101,10 @@ EVERY_COMMAND = [
     ["cache", "clear"],
     ["bench"],
     ["doctor"],
+    ["ps"],
+    ["stats"],
+    ["dump"],
+    ["flush"],
 ]
 
 
@@ -483,6 +491,91 @@ def test_doctor_names_a_misspelt_variable(variable: str, suggestion: str | None)
             "suggestion": suggestion,
         }
     ]
+
+
+RUNTIME_TABLE = (
+    "import json, sys\n"
+    "from dnscache._tools.cli.runtimes import runtime_table\n"
+    "for name in sys.argv[1:]: __import__(name)\n"
+    "print(json.dumps({r['runtime']: r for r in runtime_table()}))\n"
+)
+
+
+def _runtimes(*imports: str, **env: str) -> dict[str, dict[str, object]]:
+    proc = subprocess.run(
+        [sys.executable, "-c", RUNTIME_TABLE, *imports],
+        capture_output=True,
+        text=True,
+        env=clean_env(**env),
+        timeout=TIMEOUT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result: dict[str, dict[str, object]] = json.loads(proc.stdout)
+    return result
+
+
+def test_doctor_runtime_table_asyncio_and_urllib3() -> None:
+    import urllib3
+
+    off = _runtimes("urllib3.util.connection")
+    assert [off[name]["covered"] for name in ("asyncio", "urllib3")] == [False, False]
+    on = _runtimes("urllib3.util.connection", PYTHONDNSCACHE="1")
+    assert on["urllib3"] | {"path": ""} == {
+        "runtime": "urllib3",
+        "installed": True,
+        "version": urllib3.__version__,
+        "imported": True,
+        "covered": True,
+        "path": "",
+    }
+    assert on["asyncio"]["covered"] is True  # patched when asyncio.base_events is imported
+    later = _runtimes(PYTHONDNSCACHE="1")  # not imported: the post-import hook will patch it
+    assert (later["urllib3"]["imported"], later["urllib3"]["covered"]) == (False, True)
+
+
+def test_doctor_runtime_table_for_runtimes_that_end_in_socket_getaddrinfo(
+    tmp_path: Path,
+) -> None:
+    # Stand-ins for trio and uvloop, to check the table's logic wherever they are not
+    # installed (the real ones come with issue 14's extra): trio ends in socket.getaddrinfo
+    # (covered with the cache on), uvloop resolves in C (no adapter).
+    for name in ("trio", "uvloop"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("")
+    path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    on = _runtimes("trio", "uvloop", PYTHONDNSCACHE="1", PYTHONPATH=path)
+    assert (on["trio"]["installed"], on["trio"]["covered"]) == (True, True)
+    assert (on["uvloop"]["installed"], on["uvloop"]["covered"]) == (True, None)
+    off = _runtimes("trio", PYTHONPATH=path)
+    assert off["trio"]["covered"] is False
+    proc = cli("doctor", env=clean_env(PYTHONDNSCACHE="1", PYTHONPATH=path))
+    rows = {line.split()[0]: line for line in proc.stdout.splitlines() if line.startswith("  ")}
+    assert "yes, with a thread hop" in rows["trio"]
+    assert "no: no adapter" in rows["uvloop"]
+
+
+def test_doctor_asks_the_activation_registry_when_there_is_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The contract assumed of the activation layer (issue 14): registry.is_active(name)
+    # -> True (covered), False (adapter not in effect) or None (no adapter).
+    import types
+
+    from dnscache._tools.cli.runtimes import runtime_table
+
+    asked: list[str] = []
+
+    def is_active(name: str) -> bool | None:
+        asked.append(name)
+        return {"asyncio": True, "urllib3": False}.get(name)
+
+    registry = types.ModuleType("dnscache._activation.registry")
+    registry.is_active = is_active  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "dnscache._activation.registry", registry)
+    table = {row["runtime"]: row["covered"] for row in runtime_table()}
+    assert table["asyncio"] is True
+    assert table["urllib3"] is False
+    assert "asyncio" in asked and "urllib3" in asked
 
 
 def test_doctor_ignores_unrelated_variables() -> None:

@@ -15,6 +15,9 @@ environment asks:
   option table;
 * *bad value*: a variable whose value Config could not use (the default applies).
 
+It also reports which runtimes (asyncio, urllib3, uvloop, trio, gevent, eventlet)
+are installed and whether each one's lookups are covered here (:mod:`.runtimes`).
+
 A missing ``.pth`` while ``PYTHONDNSCACHE`` is unset is reported, not counted:
 nothing was asked of it.
 """
@@ -37,6 +40,7 @@ from typing import Any
 from .common import cache_path
 from .options import FAILED, OK, PROG, Command, Opts
 from .output import emit_json, table
+from .runtimes import describe, runtime_table
 
 # Clients whose name resolution never goes through socket.getaddrinfo, and why.
 BYPASSES = {
@@ -235,6 +239,8 @@ def report() -> dict[str, Any]:
     problems += endpoint.pop("problems")
     facts = load_facts()
     path = cache_path(None)
+    runtimes = runtime_table()
+    covered = {row["runtime"] for row in runtimes if row["covered"]}
     return {
         "version": dnscache.__version__,
         "python": sys.version.split()[0],
@@ -244,10 +250,11 @@ def report() -> dict[str, Any]:
         "config": options,
         "patched": patched,
         "active_resolver": dataclasses.asdict(active.stats()) if active is not None else None,
+        "runtimes": runtimes,
         "bypasses": [
             {"module": name, "why": why}
             for name, why in BYPASSES.items()
-            if importlib.util.find_spec(name) is not None
+            if name not in covered and importlib.util.find_spec(name) is not None
         ],
         "nameservers": {
             "resolv_conf": list(facts.nameservers),
@@ -300,6 +307,14 @@ def _print(r: dict[str, Any]) -> None:
     if r["active_resolver"] is not None:
         counters = " ".join(f"{k}={v}" for k, v in r["active_resolver"].items())
         print(f"  active resolver: {counters}")
+
+    print("\nRuntimes (is each one's name resolution covered in this interpreter?)")
+    rows = [["runtime", "installed", "imported", "covered", "how it resolves"]]
+    for row in r["runtimes"]:
+        installed = row["version"] or "yes" if row["installed"] else "no"
+        imported = "yes" if row["imported"] else "no"
+        rows.append([row["runtime"], installed, imported, describe(row), row["path"]])
+    print("  " + table(rows).replace("\n", "\n  "))
 
     print("\nInstalled clients that bypass socket.getaddrinfo")
     for bypass in r["bypasses"]:
