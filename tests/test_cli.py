@@ -260,6 +260,21 @@ def test_lookup_names_the_source(server: DNSServer) -> None:
     assert server.queries("localhost") == 0
 
 
+def test_lookup_names_a_persisted_answer(server: DNSServer, tmp_path: Path) -> None:
+    path = tmp_path / "dns.sqlite3"
+    store = PersistentStore(str(path))
+    store.record_seen("gone.cli.test", ["192.0.2.50"])
+    store.close()
+    server.servfail("gone.cli.test")  # the upstream fails: the file bridges the outage
+    env = clean_env(PYTHONDNSCACHE_PERSIST=str(path))
+    proc = cli(
+        "lookup", "gone.cli.test", "-4", "--json", "--nameserver", server.nameserver, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    (result,) = json.loads(proc.stdout)
+    assert (result["source"], result["addresses"]) == ("persisted", ["192.0.2.50"])
+
+
 def test_lookup_with_the_cache_disabled_says_so() -> None:
     env = clean_env(PYTHONDNSCACHE_DISABLED="1")
     proc = cli("lookup", "localhost", "--json", env=env)
