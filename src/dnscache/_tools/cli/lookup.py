@@ -37,7 +37,6 @@ from .options import FAILED, OK, PROG, Command, Opts
 from .output import emit_json, fmt_ns, say, table
 
 if TYPE_CHECKING:
-    from ..._cache.store import Entry
     from ..._core.config import Config
     from ..._engine.resolver import Resolver, Stats
 
@@ -67,8 +66,12 @@ class _Outcome:
     error: BaseException | None = None
 
 
-def _entry_for(resolver: Resolver, host: str, family: int) -> Entry | None:
-    """The cache entry a lookup of ``host`` in ``family`` just used, if any."""
+def _entry_for(resolver: Resolver, host: str, family: int) -> Any:
+    """The cache entry a lookup of ``host`` in ``family`` just used, if any.
+
+    Typed ``Any``: only the attributes ``Resolver.entries()`` documents are read, and
+    the entry class itself belongs to the store, which moves.
+    """
     from ..._core.names import encode_host
 
     try:
@@ -104,7 +107,7 @@ def source_of(
     hosts_names: frozenset[bytes],
     before: Stats,
     after: Stats,
-    entry: Entry | None,
+    entry: Any,
 ) -> tuple[str, str | None]:
     """(source, origin): how a lookup was answered, and where a cached answer came from."""
     if config.disabled:
