@@ -1,4 +1,4 @@
-"""``python -m dnscache``: the command line (see :mod:`dnscache._cli`)."""
+"""``python -m dnscache``: the command line (see :mod:`dnscache._tools.cli`)."""
 
 from __future__ import annotations
 

@@ -163,6 +163,9 @@ def install(config: Config | None = None, **options: Any) -> Resolver:
                 return layer.resolver
         resolver = Resolver(make_config(config, options))
         _push(resolver, "install")
+        from .control import attach  # opens the control endpoint only if it was asked for
+
+        attach(resolver)
         return resolver
 
 
@@ -171,6 +174,9 @@ def uninstall() -> None:
     with _lock:
         layer = next((layer for layer in _layers if layer.installed_by == "install"), None)
     if layer is not None:
+        from .control import detach
+
+        detach(layer.resolver)
         _pop(layer)
 
 

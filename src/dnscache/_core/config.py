@@ -265,6 +265,12 @@ class Config:
         "(needs opentelemetry-api).",
         _parse_bool,
     )
+    control: bool = _opt(
+        False,
+        "A control endpoint for `dnscache ps`, `stats`, `dump` and `flush`: a Unix socket "
+        "only this user can reach, served by one thread (with install() or PYTHONDNSCACHE=1).",
+        _parse_bool,
+    )
 
     tls_ca_bundle: str | None = _opt(
         None,
@@ -553,6 +559,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "happy_eyeballs_delay": _check_number,
     "failure_penalty": _check_number,
     "trace": _check_bool,
+    "control": _check_bool,
     "persist": _check_persist,
     "persist_mode": _check_persist_mode,
     "persist_max_age": _check_positive,

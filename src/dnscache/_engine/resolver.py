@@ -24,7 +24,7 @@ from typing import Any
 from .._cache.entries import Entry
 from .._cache.store import Store
 from .._connect import happy_eyeballs
-from .._connect.health import AddressHealth
+from .._connect.health import AddressHealth, Record
 from .._core import addrinfo as ai
 from .._core.config import Config, make_config
 from .._core.names import bare, encode_host, lookup_bound
@@ -34,10 +34,10 @@ from .._sources.originals import get_original
 from .._sources.sysfiles import SystemFiles
 from .._sources.system import SystemBackend
 from .._sources.ttl import TtlLearner
-from . import lifecycle, trace
+from . import answers, lifecycle, trace
 from .background import Background
 from .calls import Calls
-from .connecting import Connecting
+from .connecting import Connecting, health_key
 from .hitpath import make_hit_path
 from .lookup import Lookups
 from .persisted import Persisted
@@ -188,6 +188,15 @@ class Resolver:
                 return
             for entry in store.of_host(bare(encode_host(host))):
                 store.remove(entry.key)
+
+    def address_health(self, host: str | bytes) -> dict[str, Record]:
+        """What connects to ``host``'s addresses taught: {ip: Record} (monotonic times).
+
+        Each ``Record`` has ``last_success`` and ``last_failure`` (None for never);
+        ``dnscache dump`` shows it. Empty for a host never connected to.
+        """
+        key = health_key(host)
+        return {} if key is None else self._health.records(answers.text(key))
 
     def entries(self) -> Iterator[Entry]:
         """A snapshot of what is cached, one object per (host, family, flags).
