@@ -9,14 +9,21 @@
   defaults.
 
 Markers on a class or module apply to every test in it; a closer marker's
-options win over a farther one's. Nothing here imports ``dnscache`` until a
-test asks for it, so the plugin costs nothing in test suites that never do
-(and coverage of dnscache itself starts before dnscache is imported).
+options win over a farther one's. ``-p no:dnscache`` removes the fixture, the
+marker and every hook below.
+
+What the plugin costs a run that does not use it: registering the marker, and
+one look for the marker on each collected test. There is no autouse fixture
+(time-machine's and pytest-freezer's lesson): the marker's fixture is added at
+collection to the tests that carry the marker, and only to them. Nothing here
+imports more of ``dnscache`` than its lazy package until a test asks for it, so
+coverage of dnscache itself starts before dnscache is imported.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -26,6 +33,10 @@ if TYPE_CHECKING:
     from ._engine.resolver import Resolver
 
 MARKER = "dnscache"
+# The fixture that applies a marker; private, so that a project's own fixture
+# called "dnscache" (the name is also ours for the public fixture) never shadows it.
+MARKER_FIXTURE = "_dnscache_marker"
+_RESOLVER = pytest.StashKey["Resolver"]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -35,6 +46,36 @@ def pytest_configure(config: pytest.Config) -> None:
         "dnscache.patched(config, **options); e.g. hosts={'api.example.com': ['127.0.0.1']} "
         "points a name at a local server.",
     )
+
+
+@pytest.hookimpl(trylast=True)  # after -k/-m and other plugins have deselected what won't run
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker(MARKER) is not None:
+            _request_marker_fixture(item)
+
+
+def _request_marker_fixture(item: pytest.Item) -> None:
+    """Make ``item`` set up the marker's fixture before its own function-scoped fixtures.
+
+    So the test's other fixtures run patched too, as they did when this was an
+    autouse fixture; higher-scoped fixtures (a session's server) stay outside,
+    as they would with an autouse one. A new list, not an insert: the
+    parametrized siblings of a test share one closure list, and only the
+    marked ones may get the fixture.
+    """
+    names = getattr(item, "fixturenames", None)
+    if not isinstance(names, list) or MARKER_FIXTURE in names:
+        return
+    defs: Any = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    at = 0
+    for at, name in enumerate(names):  # noqa: B007 (the index is the answer)
+        fixturedefs = defs.get(name)
+        if not fixturedefs or fixturedefs[-1].scope == "function":
+            break
+    else:
+        at = len(names)
+    item.fixturenames = [*names[:at], MARKER_FIXTURE, *names[at:]]  # type: ignore[attr-defined]
 
 
 def _marker_config(node: pytest.Item) -> Config | None:
@@ -61,10 +102,25 @@ def _marker_config(node: pytest.Item) -> Config | None:
     return config
 
 
-def _patched(node: pytest.Item) -> Any:
+@contextmanager
+def _patched(node: pytest.Item) -> Iterator[Resolver]:
     from ._activation.patch import patched
 
-    return patched(_marker_config(node))
+    with patched(_marker_config(node)) as resolver:
+        node.stash[_RESOLVER] = resolver
+        try:
+            yield resolver
+        finally:
+            del node.stash[_RESOLVER]
+
+
+@pytest.fixture(name=MARKER_FIXTURE)
+def _dnscache_marker(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Apply the test's dnscache marker (added by collection to marked tests only)."""
+    node = request.node
+    assert isinstance(node, pytest.Item)
+    with _patched(node):
+        yield
 
 
 @pytest.fixture
@@ -72,20 +128,9 @@ def dnscache(request: pytest.FixtureRequest) -> Iterator[Resolver]:
     """The Resolver answering ``socket.getaddrinfo`` during this test (options from the marker)."""
     node = request.node
     assert isinstance(node, pytest.Item)
+    resolver = node.stash.get(_RESOLVER, None)
+    if resolver is not None:  # the marker's block is already open
+        yield resolver
+        return
     with _patched(node) as resolver:
         yield resolver
-
-
-@pytest.fixture(autouse=True)
-def _dnscache_marker(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Apply a dnscache marker to a test that does not request the fixture."""
-    node = request.node
-    if (
-        not isinstance(node, pytest.Item)
-        or node.get_closest_marker(MARKER) is None
-        or MARKER in request.fixturenames
-    ):
-        yield
-        return
-    with _patched(node):
-        yield
