@@ -235,6 +235,7 @@ def test_unmarked_tests_get_no_fixture_of_ours(pytester: pytest.Pytester) -> Non
 R7_TESTS = """
 import os
 import socket
+import sys
 
 
 def test_activation_is_what_the_environment_asked_for():
@@ -245,6 +246,13 @@ def test_activation_is_what_the_environment_asked_for():
 def test_plugin_is_what_the_command_line_asked_for(request):
     wanted = os.environ["EXPECT_PLUGIN"] == "1"
     assert request.config.pluginmanager.has_plugin("dnscache") is wanted
+
+
+def test_the_plugin_costs_no_imports():
+    # What a run that uses neither the fixture nor the marker has loaded of ours.
+    if os.environ["EXPECT_MODULES"] != "*":
+        loaded = sorted(m for m in sys.modules if m.startswith("dnscache"))
+        assert loaded == os.environ["EXPECT_MODULES"].split()
 """
 
 
@@ -266,7 +274,8 @@ def test_pytest_starts_with_a_wheel_installed_dnscache(
     # pytest's "Module already imported so cannot be rewritten" used to abort the run.
     (tmp_path / "pytest.ini").write_text(f"[pytest]\nfilterwarnings = {filterwarnings}\n")
     (tmp_path / "test_r7.py").write_text(R7_TESTS)
-    env = clean_env(EXPECT_PLUGIN="0" if disable else "1")
+    modules = "*" if activated else "" if disable else "dnscache dnscache.pytest_plugin"
+    env = clean_env(EXPECT_PLUGIN="0" if disable else "1", EXPECT_MODULES=modules)
     if activated:
         env["PYTHONDNSCACHE"] = "1"
     args = [str(wheel_py), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
@@ -283,7 +292,7 @@ def test_pytest_starts_with_a_wheel_installed_dnscache(
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
-    assert "2 passed" in output, output
+    assert "3 passed" in output, output
     assert "PytestAssertRewriteWarning" not in output
     assert "warning" not in output.lower(), output
 
