@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import asyncio.base_events
 import inspect
+import json
+import os
 import socket
+import subprocess
+import sys
+import textwrap
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -72,6 +78,134 @@ def test_install_is_idempotent() -> None:
     finally:
         uninstall()
     assert_pristine()  # one uninstall undoes both installs
+
+
+def test_install_with_the_same_options_again_keeps_the_resolver() -> None:
+    first = install(ttl=5)
+    try:
+        assert install(ttl=5) is first
+        assert install(Config(ttl=5)) is first
+        assert install() is first  # no arguments: whatever is installed
+    finally:
+        uninstall()
+    assert_pristine()
+
+
+# --- install() with options while installed: applied, never ignored (issue 10, item 6) ---
+
+
+def test_install_with_other_options_replaces_the_resolver() -> None:
+    first = install()
+    socket.getaddrinfo("localhost", 80)  # give it background work to stop
+    second = install(ttl=5, hosts={"svc.test": ["127.0.0.1"]})
+    try:
+        assert second is not first
+        assert (second.config.ttl, dict(second.config.hosts)) == (5.0, {"svc.test": ("127.0.0.1",)})
+        assert_active(second)
+        assert socket.getaddrinfo("svc.test", 80, socket.AF_INET)[0][4] == ("127.0.0.1", 80)
+        assert not any(t.is_alive() for t in first.background_threads())
+        # The options replace the configuration; they are not merged into the old one.
+        third = install(Config(maxsize=3))
+        assert (third.config.maxsize, third.config.ttl, dict(third.config.hosts)) == (3, 60.0, {})
+        assert_active(third)
+    finally:
+        uninstall()
+    assert_pristine()  # and uninstall still restores the true originals
+
+
+def test_install_with_a_different_hook_is_a_different_configuration() -> None:
+    # Hooks do not take part in Config's equality; install() must still see the change.
+    first = install()
+    try:
+        seen: list[str] = []
+        second = install(on_cache_miss=seen.append)
+        assert second is not first and second.config.on_cache_miss == seen.append
+        socket.getaddrinfo("localhost", 80)
+        assert seen == ["localhost"]
+    finally:
+        uninstall()
+
+
+def test_install_with_options_under_an_open_patched_block() -> None:
+    base = install()
+    try:
+        with patched() as block:
+            new = install(ttl=3)
+            assert_active(block)  # the block keeps winning while it is open
+        assert_active(new)  # and what comes back when it ends is the new configuration
+        assert new.config.ttl == 3.0 and new is not base
+    finally:
+        uninstall()
+    assert_pristine()
+
+
+def test_install_with_options_reaches_asyncio_too() -> None:
+    install()
+    try:
+        before = asyncio.base_events.BaseEventLoop.getaddrinfo
+        new = install(ttl=4)
+
+        async def lookup() -> Any:
+            return await asyncio.get_running_loop().getaddrinfo("localhost", 80)
+
+        asyncio.run(lookup())
+        after = asyncio.base_events.BaseEventLoop.getaddrinfo
+        assert after is not before and getattr(after, "__dnscache__", False)
+        assert new.stats().lookups >= 1  # the loop's lookup went through the new resolver
+    finally:
+        uninstall()
+
+
+def test_install_with_options_under_a_foreign_wrapper_is_an_error() -> None:
+    first = install()
+    ours = socket.getaddrinfo
+
+    def foreign(*args: Any, **kwargs: Any) -> Any:
+        return ours(*args, **kwargs)
+
+    socket.getaddrinfo = foreign
+    try:
+        with pytest.raises(RuntimeError, match=r"socket\.getaddrinfo was wrapped"):
+            install(ttl=5)
+        assert active_resolver() is first  # nothing changed
+        assert socket.getaddrinfo is foreign
+        assert socket.create_connection is first.create_connection
+    finally:
+        socket.getaddrinfo = ours
+        uninstall()
+    assert_pristine()
+
+
+def test_program_install_after_the_environment_installed() -> None:
+    # PYTHONDNSCACHE=1 installed at start-up with the environment's ttl; the program
+    # then asks for its own options, before or after its first import of socket.
+    code = textwrap.dedent(
+        """        import json, sys
+        import dnscache
+        if sys.argv[1] == "socket-first":
+            import socket
+        r = dnscache.install(ttl=5, hosts={"svc.test": ["127.0.0.1"]})
+        import socket
+        print(json.dumps({
+            "ttl": r.config.ttl,
+            "active": dnscache.active_resolver() is r and socket.getaddrinfo is r.getaddrinfo,
+            "answer": socket.getaddrinfo("svc.test", 80, socket.AF_INET)[0][4][0],
+        }))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHONDNSCACHE")}
+    env.update(PYTHONDNSCACHE="1", PYTHONDNSCACHE_TTL="60")
+    for order in ("socket-first", "dnscache-first"):
+        proc = subprocess.run(
+            [sys.executable, "-c", code, order],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert (proc.returncode, proc.stderr) == (0, ""), proc.stderr
+        assert json.loads(proc.stdout) == {"ttl": 5.0, "active": True, "answer": "127.0.0.1"}
 
 
 def test_uninstall_twice_and_without_install_is_harmless() -> None:

@@ -22,7 +22,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -144,18 +144,88 @@ def _pop(layer: _Layer) -> None:
 
 
 def install(config: Config | None = None, **options: Any) -> Resolver:
-    """Patch socket.getaddrinfo and socket.create_connection; returns the active Resolver.
+    """Patch socket.getaddrinfo, socket.create_connection and the other targets; returns
+    the installed Resolver.
 
-    Idempotent: a second call returns the Resolver already installed.
+    Without arguments a second call returns the Resolver already installed (also one
+    that ``PYTHONDNSCACHE=1`` installed at start-up). Arguments while installed are
+    applied, never ignored: if ``make_config(config, options)`` (the defaults plus these
+    options; the ``PYTHONDNSCACHE_*`` variables are not merged in, pass
+    ``Config.from_env().replace(...)`` for that) equals the active configuration, the
+    installed Resolver is returned; otherwise a new Resolver with that configuration
+    replaces it everywhere dnscache patched (also under ``patched()`` blocks still open,
+    which keep winning until they exit) and the old one is closed. Code that took a
+    reference before (``from socket import getaddrinfo``) keeps the old Resolver, which
+    still answers but does no background work. If something else wrapped a patched
+    function since, the new Resolver cannot be put under it: RuntimeError naming it,
+    and nothing changes.
     """
     startup.settle()
+    wanted = None if config is None and not options else make_config(config, options)
     with _lock:
-        for layer in _layers:
-            if layer.installed_by == "install":
-                return layer.resolver
-        resolver = Resolver(make_config(config, options))
-        _push(resolver, "install")
-        return resolver
+        layer = next((layer for layer in _layers if layer.installed_by == "install"), None)
+        if layer is not None and (wanted is None or _same_config(layer.resolver.config, wanted)):
+            return layer.resolver
+    # Built outside the lock: a Resolver may import modules (dnspython, sqlite3), and a
+    # post-import hook waiting for the lock must never wait for an import of ours.
+    resolver = Resolver(wanted if wanted is not None else Config())
+    with _lock:
+        layer = next((layer for layer in _layers if layer.installed_by == "install"), None)
+        if layer is None:
+            _push(resolver, "install")
+            return resolver
+        if wanted is None or _same_config(layer.resolver.config, wanted):
+            old = resolver  # another thread installed meanwhile, and it is what we want
+            resolver = layer.resolver
+        else:
+            try:
+                old = _replace(layer, resolver)
+            except BaseException:
+                resolver.close()
+                raise
+    old.close()
+    return resolver
+
+
+def _same_config(a: Config, b: Config) -> bool:
+    # Hooks are compare=False in Config (a function has no useful equality): same object.
+    return a == b and all(
+        getattr(a, f.name) is getattr(b, f.name) for f in fields(Config) if not f.compare
+    )
+
+
+def _replace(layer: _Layer, resolver: Resolver) -> Resolver:
+    """Put ``resolver``'s functions where ``layer``'s are (caller holds the lock); the old one."""
+    index = _layers.index(layer)
+    above = _layers[index + 1] if index + 1 < len(_layers) else None
+    places: list[tuple[Target, Any]] = []
+    for target, func in layer.installed.items():
+        if above is not None and target in above.replaced:
+            if above.replaced[target] is not func:
+                raise RuntimeError(_wrapped_since(target))
+            places.append((target, above))
+        else:
+            holder = _holder(target)
+            if _own(holder, target.attr) is not func:
+                raise RuntimeError(_wrapped_since(target))
+            places.append((target, holder))
+    for target, place in places:
+        func = target.factory(resolver)
+        layer.installed[target] = func
+        if isinstance(place, _Layer):
+            place.replaced[target] = func
+        else:
+            setattr(place, target.attr, func)
+    old, layer.resolver = layer.resolver, resolver
+    return old
+
+
+def _wrapped_since(target: Target) -> str:
+    return (
+        f"dnscache.install(): {target.name} was wrapped by something else after dnscache "
+        "was installed, so a new configuration cannot be put under it; call "
+        "dnscache.uninstall() first, or use dnscache.patched(...) for a block"
+    )
 
 
 def uninstall() -> None:
