@@ -157,7 +157,13 @@ def test_bad_marker_arguments_fail_the_test(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest()
     result.assert_outcomes(errors=2)
-    result.stdout.fnmatch_lines(["*TypeError*tll*", "*must be a dnscache.Config, not dict*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*TypeError: @pytest.mark.dnscache() got an unexpected keyword argument 'tll'"
+            " (did you mean 'ttl'?)",
+            "*must be a dnscache.Config, not dict*",
+        ]
+    )
 
 
 def test_marker_is_registered(pytester: pytest.Pytester) -> None:

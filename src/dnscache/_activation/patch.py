@@ -24,9 +24,9 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
-from .._core.config import Config, make_config
+from .._core.config import Config, Options, check_options, make_config
 from .._engine.resolver import Resolver
 from . import postimport, startup
 from .targets import MODULES, TARGETS, Target
@@ -143,7 +143,7 @@ def _pop(layer: _Layer) -> None:
         )
 
 
-def install(config: Config | None = None, **options: Any) -> Resolver:
+def install(config: Config | None = None, **options: Unpack[Options]) -> Resolver:
     """Patch socket.getaddrinfo, socket.create_connection and the other targets; returns
     the installed Resolver.
 
@@ -160,6 +160,7 @@ def install(config: Config | None = None, **options: Any) -> Resolver:
     function since, the new Resolver cannot be put under it: RuntimeError naming it,
     and nothing changes.
     """
+    check_options(options, "install()")
     startup.settle()
     wanted = None if config is None and not options else make_config(config, options)
     with _lock:
@@ -258,7 +259,8 @@ class patched:
     the inner block wins and the outer is restored on exit, also on exceptions.
     """
 
-    def __init__(self, config: Config | None = None, **options: Any) -> None:
+    def __init__(self, config: Config | None = None, **options: Unpack[Options]) -> None:
+        check_options(options, "patched()")
         self.config = make_config(config, options)
         self._layers: list[_Layer] = []
 
