@@ -10,6 +10,7 @@ import os
 import site
 import subprocess
 import sys
+import sysconfig
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -467,3 +468,73 @@ def test_activate_with_a_mapping_leaves_the_run_once_guard_alone() -> None:
     before = _startup._state
     assert activate({"PYTHONDNSCACHE": "0"}) is None
     assert _startup._state == before
+
+
+# --- sitecustomize: the example, and copies of 0.1's that import dnscache._startup ---
+
+SITECUSTOMIZE_0_1 = """\
+import os
+
+if os.environ.get("PYTHONDNSCACHE"):
+    try:
+        from dnscache._startup import activate
+    except ImportError:  # dnscache is not installed in this interpreter: stay out of the way
+        pass
+    else:
+        activate()
+"""
+
+REPORT = (
+    "import json, socket, sys; print(json.dumps(["
+    "'dnscache' in sys.modules, getattr(socket.getaddrinfo, '__dnscache__', False)]))"
+)
+
+
+def run_without_pth(sitecustomize: str | None, tmp_path: Path, **env: str) -> list[bool]:
+    """REPORT in an interpreter that imports dnscache from src but never runs our .pth.
+
+    The base interpreter of this venv, with src and this venv's site-packages on
+    PYTHONPATH: entries there are not site directories, so their .pth files are not
+    processed, as on a platform that strips them.
+    """
+    site_dir = tmp_path / "site"
+    site_dir.mkdir(exist_ok=True)
+    if sitecustomize is not None:
+        (site_dir / "sitecustomize.py").write_text(sitecustomize)
+    path = os.pathsep.join([str(site_dir), str(ROOT / "src"), sysconfig.get_path("purelib")])
+    proc = subprocess.run(
+        [sys._base_executable, "-c", REPORT],  # type: ignore[attr-defined]
+        env=clean_env(PYTHONPATH=path, **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    assert (proc.returncode, proc.stderr) == (0, ""), proc.stderr
+    result: list[bool] = json.loads(proc.stdout)
+    return result
+
+
+def test_the_old_import_path_still_works() -> None:
+    from dnscache._startup import activate as old
+
+    assert old is dnscache.activate is activate
+
+
+@pytest.mark.parametrize("version", ["example", "0.1 copy"])
+def test_sitecustomize_activates_where_pth_files_are_not_run(version: str, tmp_path: Path) -> None:
+    text = (
+        (ROOT / "sitecustomize_example" / "sitecustomize.py").read_text()
+        if version == "example"
+        else SITECUSTOMIZE_0_1
+    )
+    assert run_without_pth(None, tmp_path, PYTHONDNSCACHE="1") == [False, False]  # no .pth here
+    assert run_without_pth(text, tmp_path, PYTHONDNSCACHE="1") == [True, True]
+
+
+@pytest.mark.parametrize("value", [None, "0", "off", ""])
+def test_sitecustomize_example_imports_nothing_when_off(value: str | None, tmp_path: Path) -> None:
+    text = (ROOT / "sitecustomize_example" / "sitecustomize.py").read_text()
+    env = {} if value is None else {"PYTHONDNSCACHE": value}
+    assert run_without_pth(text, tmp_path, **env) == [False, False]

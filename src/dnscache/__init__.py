@@ -1,8 +1,9 @@
 """dnscache: a faithful, cached ``socket.getaddrinfo`` for every Python program.
 
 Importing this package never patches anything. Turn it on with
-:func:`install`, with ``PYTHONDNSCACHE=1`` in the environment, or for a block
-with :func:`patched`.
+:func:`install`, with ``PYTHONDNSCACHE=1`` in the environment (the ``.pth``
+hook, or :func:`activate` from a ``sitecustomize``), or for a block with
+:func:`patched`.
 
 PYTEST_DONT_REWRITE
 """
@@ -30,6 +31,7 @@ from __future__ import annotations
 TYPE_CHECKING = False  # typing itself costs a millisecond at start-up
 if TYPE_CHECKING:
     from ._activation.patch import active_resolver, install, is_installed, patched, uninstall
+    from ._activation.startup import activate
     from ._core.config import Config, ConfigWarning
     from ._engine.resolver import Resolver, Stats
     from ._sources.originals import get_original
@@ -44,6 +46,7 @@ __all__ = [
     "DnscacheCollector",
     "Resolver",
     "Stats",
+    "activate",
     "active_resolver",
     "get_original",
     "install",
@@ -60,6 +63,7 @@ _LAZY = {
     "DnscacheCollector": ("._tools.prometheus", "DnscacheCollector"),
     "Resolver": ("._engine.resolver", "Resolver"),
     "Stats": ("._engine.resolver", "Stats"),
+    "activate": ("._activation.startup", "activate"),
     "active_resolver": ("._activation.patch", "active_resolver"),
     "get_original": ("._sources.originals", "get_original"),
     "install": ("._activation.patch", "install"),
