@@ -439,3 +439,61 @@ def test_patched_create_connection_connects() -> None:
             with socket.create_connection(("localhost", port), timeout=5) as sock:
                 assert sock.getpeername() == ("127.0.0.1", port)
             assert r.stats().lookups == 1
+
+
+# --- TARGETS: the table another runtime's entry is added to ---
+
+LIBRARY = """\
+class Base:
+    def getaddrinfo(self, host, port):
+        return "base"
+
+
+class Loop(Base):  # inherits getaddrinfo, as uvloop.Loop does from its Cython base
+    pass
+"""
+
+
+def _fake_getaddrinfo(resolver: Resolver) -> Any:
+    def getaddrinfo(self: Any, host: Any, port: Any) -> Any:
+        return ("ours", resolver)
+
+    getaddrinfo.__dnscache__ = True  # type: ignore[attr-defined]
+    return getaddrinfo
+
+
+@pytest.fixture
+def library(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A module name, not imported yet, with an entry for it in TARGETS."""
+    from dnscache._activation import patch as _patch
+    from dnscache._activation.targets import Target
+
+    name = f"fake_runtime_{id(tmp_path)}"
+    (tmp_path / f"{name}.py").write_text(LIBRARY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    target = Target(name, "Loop", "getaddrinfo", _fake_getaddrinfo)
+    monkeypatch.setattr(_patch, "TARGETS", (*_patch.TARGETS, target))
+    try:
+        yield name
+    finally:
+        sys.modules.pop(name, None)
+
+
+def test_a_new_target_is_patched_when_imported_and_restored_by_deleting(library: str) -> None:
+    import importlib
+
+    r = install()
+    try:
+        module = importlib.import_module(library)  # imported after install()
+        assert module.Loop().getaddrinfo("h", 1) == ("ours", r)
+        assert module.Base().getaddrinfo("h", 1) == "base"  # only the holder is patched
+        importlib.reload(module)  # a reload re-runs the module: patched again
+        assert module.Loop().getaddrinfo("h", 1) == ("ours", r)
+        with patched() as inner:
+            assert module.Loop().getaddrinfo("h", 1) == ("ours", inner)
+        assert module.Loop().getaddrinfo("h", 1) == ("ours", r)
+    finally:
+        uninstall()
+    # The attribute was inherited: restoring it means removing ours, not copying Base's in.
+    assert "getaddrinfo" not in vars(module.Loop)
+    assert module.Loop().getaddrinfo("h", 1) == "base"

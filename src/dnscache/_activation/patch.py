@@ -29,7 +29,7 @@ from typing import Any, TypeVar, Unpack
 from .._core.config import Config, Options, check_options, make_config
 from .._engine.resolver import Resolver
 from . import postimport, startup
-from .targets import MODULES, TARGETS, Target
+from .targets import TARGETS, Target
 
 F = TypeVar("F", bound=Callable[..., Any])
 _lock = threading.RLock()
@@ -72,7 +72,7 @@ class _Layer:
 
 
 _layers: list[_Layer] = []
-_watching = False
+_watched: set[str] = set()  # target modules whose import _on_import is told about
 
 
 def _on_import(module: ModuleType) -> None:
@@ -92,12 +92,11 @@ def _on_import(module: ModuleType) -> None:
 
 
 def _push(resolver: Resolver, installed_by: str) -> _Layer:
-    global _watching
     with _lock:
-        if not _watching:
-            for name in MODULES:
-                postimport.when_imported(name, _on_import)
-            _watching = True
+        for target in TARGETS:
+            if target.module not in _watched:
+                postimport.when_imported(target.module, _on_import)
+                _watched.add(target.module)
         layer = _Layer(resolver, installed_by)
         _layers.append(layer)
         for target in TARGETS:
