@@ -27,6 +27,7 @@ program goes on without dnscache. This module imports only ``os`` and ``sys``
 
 from __future__ import annotations
 
+import _thread
 import os
 import sys
 
@@ -64,6 +65,9 @@ def _say(message: str) -> None:
 # "idle": activate() has not run for this process; "waiting": for the first import
 # of a target module; "done": installed, failed, or not wanted.
 _state = "idle"
+# Taken, never waited for, by the one thread that finishes a waiting activation: a
+# thread that finds it taken may hold an import lock the finishing thread needs.
+_finishing = _thread.allocate_lock()
 
 
 def activate(environ: Mapping[str, str] | None = None) -> Resolver | None:
@@ -114,17 +118,21 @@ def settle() -> None:
     Called by patch's public functions, so that ``is_installed()``, ``install()``
     and the rest always see what the environment asked for.
     """
-    if _state == "waiting" and not _dnscache_loading():
+    if _state == "waiting" and _can_install_now():
         _finish()
 
 
 def _on_import(module: ModuleType) -> None:
-    if _state == "waiting" and not _dnscache_loading():
+    if _state == "waiting" and _can_install_now():
         _finish()
 
 
 def _finish() -> None:
     global _state
+    if not _finishing.acquire(blocking=False):
+        return
+    if _state != "waiting":
+        return
     _state = "done"  # first: whatever happens below happens once
     for name in (*MODULES, "dnscache.*"):
         postimport.discard(name, _on_import)
