@@ -497,3 +497,28 @@ def test_a_new_target_is_patched_when_imported_and_restored_by_deleting(library:
     # The attribute was inherited: restoring it means removing ours, not copying Base's in.
     assert "getaddrinfo" not in vars(module.Loop)
     assert module.Loop().getaddrinfo("h", 1) == "base"
+
+
+def test_a_target_that_cannot_be_patched_does_not_stop_the_others(
+    library: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    from dnscache._activation import patch as _patch
+    from dnscache._activation.targets import Target
+
+    def broken(resolver: Resolver) -> Any:
+        raise AttributeError("this version of the library moved it")
+
+    module = importlib.import_module(library)  # imported before install() this time
+    monkeypatch.setattr(
+        _patch, "TARGETS", (Target(library, "Base", "getaddrinfo", broken), *_patch.TARGETS)
+    )
+    r = install()
+    try:
+        assert_active(r)
+        assert module.Base().getaddrinfo("h", 1) == "base"  # the broken entry: skipped
+        assert module.Loop().getaddrinfo("h", 1) == ("ours", r)  # the fixture's: applied
+    finally:
+        uninstall()
+    assert_pristine()

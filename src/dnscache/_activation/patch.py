@@ -103,7 +103,10 @@ def _push(resolver: Resolver, installed_by: str) -> _Layer:
             # A module still being imported is left to _on_import: its code has
             # not finished, and importing it here could deadlock on its import lock.
             if postimport.imported(target.module) is not None:
-                layer.apply(target)
+                try:
+                    layer.apply(target)
+                except Exception:  # e.g. a library version whose attribute moved: the
+                    continue  # others are still patched, as _on_import would leave them
         return layer
 
 
