@@ -3,15 +3,19 @@
 Copy this file into a directory on ``sys.path`` (for example the virtualenv's
 site-packages) or merge it into the sitecustomize you already have. It does what
 the ``dnscache.pth`` hook shipped in the wheel does; see README.md beside it for
-when to use which.
+when to use which. Like the hook, it costs one environment lookup when the
+variable is unset or off, and it never stops the interpreter from starting.
 """
 
 import os
+import sys
 
-if os.environ.get("PYTHONDNSCACHE"):
+if os.environ.get("PYTHONDNSCACHE", "").strip().lower() not in ("", "0", "false", "no", "off") and (
+    not sys.flags.ignore_environment  # python -E / -I: PYTHON* variables do not count
+):
     try:
-        from dnscache._activation.startup import activate
-    except ImportError:  # dnscache is not installed in this interpreter: stay out of the way
+        from dnscache import activate
+    except Exception:  # dnscache is not installed (or broken) here: stay out of the way
         pass
     else:
-        activate()
+        activate()  # never raises; installs at the program's first `import socket`

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import asyncio.base_events
 import inspect
+import json
+import os
 import socket
+import subprocess
+import sys
+import textwrap
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -72,6 +78,134 @@ def test_install_is_idempotent() -> None:
     finally:
         uninstall()
     assert_pristine()  # one uninstall undoes both installs
+
+
+def test_install_with_the_same_options_again_keeps_the_resolver() -> None:
+    first = install(ttl=5)
+    try:
+        assert install(ttl=5) is first
+        assert install(Config(ttl=5)) is first
+        assert install() is first  # no arguments: whatever is installed
+    finally:
+        uninstall()
+    assert_pristine()
+
+
+# --- install() with options while installed: applied, never ignored (issue 10, item 6) ---
+
+
+def test_install_with_other_options_replaces_the_resolver() -> None:
+    first = install()
+    socket.getaddrinfo("localhost", 80)  # give it background work to stop
+    second = install(ttl=5, hosts={"svc.test": ["127.0.0.1"]})
+    try:
+        assert second is not first
+        assert (second.config.ttl, dict(second.config.hosts)) == (5.0, {"svc.test": ("127.0.0.1",)})
+        assert_active(second)
+        assert socket.getaddrinfo("svc.test", 80, socket.AF_INET)[0][4] == ("127.0.0.1", 80)
+        assert not any(t.is_alive() for t in first.background_threads())
+        # The options replace the configuration; they are not merged into the old one.
+        third = install(Config(maxsize=3))
+        assert (third.config.maxsize, third.config.ttl, dict(third.config.hosts)) == (3, 60.0, {})
+        assert_active(third)
+    finally:
+        uninstall()
+    assert_pristine()  # and uninstall still restores the true originals
+
+
+def test_install_with_a_different_hook_is_a_different_configuration() -> None:
+    # Hooks do not take part in Config's equality; install() must still see the change.
+    first = install()
+    try:
+        seen: list[str] = []
+        second = install(on_cache_miss=seen.append)
+        assert second is not first and second.config.on_cache_miss == seen.append
+        socket.getaddrinfo("localhost", 80)
+        assert seen == ["localhost"]
+    finally:
+        uninstall()
+
+
+def test_install_with_options_under_an_open_patched_block() -> None:
+    base = install()
+    try:
+        with patched() as block:
+            new = install(ttl=3)
+            assert_active(block)  # the block keeps winning while it is open
+        assert_active(new)  # and what comes back when it ends is the new configuration
+        assert new.config.ttl == 3.0 and new is not base
+    finally:
+        uninstall()
+    assert_pristine()
+
+
+def test_install_with_options_reaches_asyncio_too() -> None:
+    install()
+    try:
+        before = asyncio.base_events.BaseEventLoop.getaddrinfo
+        new = install(ttl=4)
+
+        async def lookup() -> Any:
+            return await asyncio.get_running_loop().getaddrinfo("localhost", 80)
+
+        asyncio.run(lookup())
+        after = asyncio.base_events.BaseEventLoop.getaddrinfo
+        assert after is not before and getattr(after, "__dnscache__", False)
+        assert new.stats().lookups >= 1  # the loop's lookup went through the new resolver
+    finally:
+        uninstall()
+
+
+def test_install_with_options_under_a_foreign_wrapper_is_an_error() -> None:
+    first = install()
+    ours = socket.getaddrinfo
+
+    def foreign(*args: Any, **kwargs: Any) -> Any:
+        return ours(*args, **kwargs)
+
+    socket.getaddrinfo = foreign
+    try:
+        with pytest.raises(RuntimeError, match=r"socket\.getaddrinfo was wrapped"):
+            install(ttl=5)
+        assert active_resolver() is first  # nothing changed
+        assert socket.getaddrinfo is foreign
+        assert socket.create_connection is first.create_connection
+    finally:
+        socket.getaddrinfo = ours
+        uninstall()
+    assert_pristine()
+
+
+def test_program_install_after_the_environment_installed() -> None:
+    # PYTHONDNSCACHE=1 installed at start-up with the environment's ttl; the program
+    # then asks for its own options, before or after its first import of socket.
+    code = textwrap.dedent(
+        """        import json, sys
+        import dnscache
+        if sys.argv[1] == "socket-first":
+            import socket
+        r = dnscache.install(ttl=5, hosts={"svc.test": ["127.0.0.1"]})
+        import socket
+        print(json.dumps({
+            "ttl": r.config.ttl,
+            "active": dnscache.active_resolver() is r and socket.getaddrinfo is r.getaddrinfo,
+            "answer": socket.getaddrinfo("svc.test", 80, socket.AF_INET)[0][4][0],
+        }))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHONDNSCACHE")}
+    env.update(PYTHONDNSCACHE="1", PYTHONDNSCACHE_TTL="60")
+    for order in ("socket-first", "dnscache-first"):
+        proc = subprocess.run(
+            [sys.executable, "-c", code, order],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert (proc.returncode, proc.stderr) == (0, ""), proc.stderr
+        assert json.loads(proc.stdout) == {"ttl": 5.0, "active": True, "answer": "127.0.0.1"}
 
 
 def test_uninstall_twice_and_without_install_is_harmless() -> None:
@@ -305,3 +439,86 @@ def test_patched_create_connection_connects() -> None:
             with socket.create_connection(("localhost", port), timeout=5) as sock:
                 assert sock.getpeername() == ("127.0.0.1", port)
             assert r.stats().lookups == 1
+
+
+# --- TARGETS: the table another runtime's entry is added to ---
+
+LIBRARY = """\
+class Base:
+    def getaddrinfo(self, host, port):
+        return "base"
+
+
+class Loop(Base):  # inherits getaddrinfo, as uvloop.Loop does from its Cython base
+    pass
+"""
+
+
+def _fake_getaddrinfo(resolver: Resolver) -> Any:
+    def getaddrinfo(self: Any, host: Any, port: Any) -> Any:
+        return ("ours", resolver)
+
+    getaddrinfo.__dnscache__ = True  # type: ignore[attr-defined]
+    return getaddrinfo
+
+
+@pytest.fixture
+def library(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A module name, not imported yet, with an entry for it in TARGETS."""
+    from dnscache._activation import patch as _patch
+    from dnscache._activation.targets import Target
+
+    name = f"fake_runtime_{id(tmp_path)}"
+    (tmp_path / f"{name}.py").write_text(LIBRARY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    target = Target(name, "Loop", "getaddrinfo", _fake_getaddrinfo)
+    monkeypatch.setattr(_patch, "TARGETS", (*_patch.TARGETS, target))
+    try:
+        yield name
+    finally:
+        sys.modules.pop(name, None)
+
+
+def test_a_new_target_is_patched_when_imported_and_restored_by_deleting(library: str) -> None:
+    import importlib
+
+    r = install()
+    try:
+        module = importlib.import_module(library)  # imported after install()
+        assert module.Loop().getaddrinfo("h", 1) == ("ours", r)
+        assert module.Base().getaddrinfo("h", 1) == "base"  # only the holder is patched
+        importlib.reload(module)  # a reload re-runs the module: patched again
+        assert module.Loop().getaddrinfo("h", 1) == ("ours", r)
+        with patched() as inner:
+            assert module.Loop().getaddrinfo("h", 1) == ("ours", inner)
+        assert module.Loop().getaddrinfo("h", 1) == ("ours", r)
+    finally:
+        uninstall()
+    # The attribute was inherited: restoring it means removing ours, not copying Base's in.
+    assert "getaddrinfo" not in vars(module.Loop)
+    assert module.Loop().getaddrinfo("h", 1) == "base"
+
+
+def test_a_target_that_cannot_be_patched_does_not_stop_the_others(
+    library: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    from dnscache._activation import patch as _patch
+    from dnscache._activation.targets import Target
+
+    def broken(resolver: Resolver) -> Any:
+        raise AttributeError("this version of the library moved it")
+
+    module = importlib.import_module(library)  # imported before install() this time
+    monkeypatch.setattr(
+        _patch, "TARGETS", (Target(library, "Base", "getaddrinfo", broken), *_patch.TARGETS)
+    )
+    r = install()
+    try:
+        assert_active(r)
+        assert module.Base().getaddrinfo("h", 1) == "base"  # the broken entry: skipped
+        assert module.Loop().getaddrinfo("h", 1) == ("ours", r)  # the fixture's: applied
+    finally:
+        uninstall()
+    assert_pristine()

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import http.server
 import socket
+import subprocess
 import threading
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 import dnscache
 from dnscache import testing
 from dnscache._tools.dnsserver import DNSServer
+from wheelenv import clean_env, wheel_python
 
 pytest_plugins = ["pytester"]
 
@@ -154,7 +157,13 @@ def test_bad_marker_arguments_fail_the_test(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest()
     result.assert_outcomes(errors=2)
-    result.stdout.fnmatch_lines(["*TypeError*tll*", "*must be a dnscache.Config, not dict*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*TypeError: @pytest.mark.dnscache() got an unexpected keyword argument 'tll'"
+            " (did you mean 'ttl'?)",
+            "*must be a dnscache.Config, not dict*",
+        ]
+    )
 
 
 def test_marker_is_registered(pytester: pytest.Pytester) -> None:
@@ -169,15 +178,129 @@ def test_plugin_comes_from_the_entry_point(pytester: pytest.Pytester) -> None:
 
 
 def test_plugin_can_be_disabled(pytester: pytest.Pytester) -> None:
+    pytester.makeini(INI)
     pytester.makepyfile(
-        test_inner="""
+        test_fixture="""
         def test_wants_fixture(dnscache):
             pass
+
+        def test_no_hooks_of_ours(request):
+            assert not request.config.pluginmanager.has_plugin("dnscache")
+        """,
+        test_marker="""
+        import pytest
+
+        @pytest.mark.dnscache(ttl=3)
+        def test_marked():
+            pass
+        """,
+    )
+    # A subprocess: in-process runs share this process's plugin and markers.
+    result = pytester.runpytest_subprocess("-p", "no:dnscache", "--continue-on-collection-errors")
+    result.assert_outcomes(errors=2, passed=1)
+    result.stdout.fnmatch_lines(["*fixture 'dnscache' not found*"])
+    result.stdout.fnmatch_lines(["*'dnscache' not found in `markers` configuration option*"])
+
+
+def test_unmarked_tests_get_no_fixture_of_ours(pytester: pytest.Pytester) -> None:
+    # No autouse fixture: a test that uses neither the marker nor the fixture runs
+    # exactly as it would without the plugin; parametrized siblings share one
+    # fixture closure, and only the marked one gets the marker's fixture.
+    pytester.makeini(INI)
+    pytester.makepyfile(
+        test_inner="""
+        import socket
+
+        import pytest
+
+        def ours_active():
+            return getattr(socket.getaddrinfo, "__dnscache__", False)
+
+        def test_plain(request):
+            assert not [name for name in request.fixturenames if "dnscache" in name]
+
+        @pytest.fixture(scope="module")
+        def shared():
+            return ours_active()
+
+        @pytest.mark.parametrize(
+            "marked", [False, pytest.param(True, marks=pytest.mark.dnscache(ttl=3)), False]
+        )
+        def test_siblings(request, shared, marked):
+            assert ("_dnscache_marker" in request.fixturenames) is marked
+            assert bool(ours_active()) is marked
+            assert shared is False  # a module-scoped fixture stays outside the block
         """
     )
-    result = pytester.runpytest("-p", "no:dnscache")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*fixture 'dnscache' not found*"])
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=4)
+
+
+# --- pytest with dnscache activated at start-up (issue 10, repro r7) ---
+
+R7_TESTS = """
+import os
+import socket
+import sys
+
+
+def test_activation_is_what_the_environment_asked_for():
+    wanted = os.environ.get("PYTHONDNSCACHE") == "1"
+    assert bool(getattr(socket.getaddrinfo, "__dnscache__", False)) is wanted
+
+
+def test_plugin_is_what_the_command_line_asked_for(request):
+    wanted = os.environ["EXPECT_PLUGIN"] == "1"
+    assert request.config.pluginmanager.has_plugin("dnscache") is wanted
+
+
+def test_the_plugin_costs_no_imports():
+    # What a run that uses neither the fixture nor the marker has loaded of ours.
+    if os.environ["EXPECT_MODULES"] != "*":
+        loaded = sorted(m for m in sys.modules if m.startswith("dnscache"))
+        assert loaded == os.environ["EXPECT_MODULES"].split()
+"""
+
+
+@pytest.fixture(scope="module")
+def wheel_py(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return wheel_python(tmp_path_factory.getbasetemp() / "wheelenv")
+
+
+@pytest.mark.parametrize("activated", [False, True], ids=["unset", "PYTHONDNSCACHE=1"])
+@pytest.mark.parametrize(
+    ("filterwarnings", "disable"),
+    [("error", False), ("default", False), ("error", True)],
+    ids=["filterwarnings=error", "default-warnings", "error+no:dnscache"],
+)
+def test_pytest_starts_with_a_wheel_installed_dnscache(
+    wheel_py: Path, tmp_path: Path, activated: bool, filterwarnings: str, disable: bool
+) -> None:
+    # As in urllib3, httpx, aiohttp and our own pyproject: warnings are errors, so
+    # pytest's "Module already imported so cannot be rewritten" used to abort the run.
+    (tmp_path / "pytest.ini").write_text(f"[pytest]\nfilterwarnings = {filterwarnings}\n")
+    (tmp_path / "test_r7.py").write_text(R7_TESTS)
+    modules = "*" if activated else "" if disable else "dnscache dnscache.pytest_plugin"
+    env = clean_env(EXPECT_PLUGIN="0" if disable else "1", EXPECT_MODULES=modules)
+    if activated:
+        env["PYTHONDNSCACHE"] = "1"
+    args = [str(wheel_py), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    if disable:
+        args += ["-p", "no:dnscache"]
+    proc = subprocess.run(
+        args,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "3 passed" in output, output
+    assert "PytestAssertRewriteWarning" not in output
+    assert "warning" not in output.lower(), output
 
 
 # --- dnscache.testing ---

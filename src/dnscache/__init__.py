@@ -1,8 +1,9 @@
 """dnscache: a faithful, cached ``socket.getaddrinfo`` for every Python program.
 
 Importing this package never patches anything. Turn it on with
-:func:`install`, with ``PYTHONDNSCACHE=1`` in the environment, or for a block
-with :func:`patched`.
+:func:`install`, with ``PYTHONDNSCACHE=1`` in the environment (the ``.pth``
+hook, or :func:`activate` from a ``sitecustomize``), or for a block with
+:func:`patched`.
 
 PYTEST_DONT_REWRITE
 """
@@ -24,12 +25,18 @@ PYTEST_DONT_REWRITE
 
 from __future__ import annotations
 
-from ._activation.patch import active_resolver, install, is_installed, patched, uninstall
-from ._core.config import Config, ConfigWarning
-from ._engine.resolver import Resolver, Stats
-from ._sources.originals import get_original
-from ._tools.prometheus import DnscacheCollector
-from ._tools.prometheus import register as register_prometheus
+# Lazy (PEP 562): ``PYTHONDNSCACHE=1`` imports this package at every interpreter
+# start-up, and the pytest plugin imports it in every pytest run, so importing it
+# must cost nothing. The public names load their modules on first use.
+TYPE_CHECKING = False  # typing itself costs a millisecond at start-up
+if TYPE_CHECKING:
+    from ._activation.patch import active_resolver, install, is_installed, patched, uninstall
+    from ._activation.startup import activate
+    from ._core.config import Config, ConfigWarning
+    from ._engine.resolver import Resolver, Stats
+    from ._sources.originals import get_original
+    from ._tools.prometheus import DnscacheCollector
+    from ._tools.prometheus import register as register_prometheus
 
 __version__ = "0.1.0"
 
@@ -39,6 +46,7 @@ __all__ = [
     "DnscacheCollector",
     "Resolver",
     "Stats",
+    "activate",
     "active_resolver",
     "get_original",
     "install",
@@ -47,3 +55,36 @@ __all__ = [
     "register_prometheus",
     "uninstall",
 ]
+
+# public name -> (submodule, attribute); a test keeps it in step with __all__
+_LAZY = {
+    "Config": ("._core.config", "Config"),
+    "ConfigWarning": ("._core.config", "ConfigWarning"),
+    "DnscacheCollector": ("._tools.prometheus", "DnscacheCollector"),
+    "Resolver": ("._engine.resolver", "Resolver"),
+    "Stats": ("._engine.resolver", "Stats"),
+    "activate": ("._activation.startup", "activate"),
+    "active_resolver": ("._activation.patch", "active_resolver"),
+    "get_original": ("._sources.originals", "get_original"),
+    "install": ("._activation.patch", "install"),
+    "is_installed": ("._activation.patch", "is_installed"),
+    "patched": ("._activation.patch", "patched"),
+    "register_prometheus": ("._tools.prometheus", "register"),
+    "uninstall": ("._activation.patch", "uninstall"),
+}
+
+
+if not TYPE_CHECKING:  # type checkers see the imports above, and no catch-all
+
+    def __getattr__(name: str) -> object:
+        try:
+            module_name, attr = _LAZY[name]
+        except KeyError:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+        value = getattr(__import__(__name__ + module_name, fromlist=[attr]), attr)
+        globals()[name] = value  # later look-ups are plain attribute reads
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

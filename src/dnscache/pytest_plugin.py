@@ -83,7 +83,7 @@ def _marker_config(node: pytest.Item) -> Config | None:
     markers = list(node.iter_markers(MARKER))  # closest first
     if not markers:
         return None
-    from ._core.config import Config
+    from ._core.config import Config, check_options
 
     config = Config()
     for mark in reversed(markers):  # farthest first, so closer options win
@@ -98,6 +98,7 @@ def _marker_config(node: pytest.Item) -> Config | None:
                 )
             config = base
         if mark.kwargs:
+            check_options(mark.kwargs, f"@pytest.mark.{MARKER}()")
             config = config.replace(**mark.kwargs)
     return config
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Unpack
 
 from ._activation.patch import patched
+from ._core.config import Config, Options, check_options
 from ._engine.resolver import Resolver
 from ._tools.dnsserver import DNSServer
 
@@ -26,11 +27,16 @@ __all__ = ["DNSServer", "fake_hosts"]
 
 
 @contextmanager
-def fake_hosts(mapping: Mapping[str, str | Iterable[str]], **options: Any) -> Iterator[Resolver]:
+def fake_hosts(
+    mapping: Mapping[str, str | Iterable[str]], **options: Unpack[Options]
+) -> Iterator[Resolver]:
     """``with fake_hosts({"api.example.com": ["127.0.0.1"]}):`` resolves those names there.
 
     A ``patched(hosts=mapping, **options)`` block: other names resolve as usual
     (and are cached); on exit ``socket.getaddrinfo`` is what it was before.
     """
-    with patched(hosts=mapping, **options) as resolver:
+    check_options(options, "fake_hosts()")
+    if "hosts" in options:
+        raise TypeError("fake_hosts() got multiple values for argument 'hosts'")
+    with patched(Config().replace(hosts=mapping), **options) as resolver:
         yield resolver

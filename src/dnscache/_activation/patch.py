@@ -1,36 +1,39 @@
-"""The only module that rebinds ``socket.*``: install(), uninstall(), patched().
+"""The only module that rebinds anything: install(), uninstall(), patched().
 
 Each activation is a *layer* that remembers exactly what it replaced. Layers
 stack (time-machine style): the innermost ``patched()`` block wins and the one
 below comes back when it exits. Removing a layer puts back what it replaced
-only if ``socket.getaddrinfo`` is still ours; if somebody wrapped it after us,
-we leave their wrapper in place and warn, rather than silently unpatching them
-(the mistake dnspython's ``restore_system_resolver`` makes). Removing a layer
-that is not on top splices it out: the layer above inherits what it replaced.
+only if the attribute is still ours; if somebody wrapped it after us, we leave
+their wrapper in place and warn, rather than silently unpatching them (the
+mistake dnspython's ``restore_system_resolver`` makes). Removing a layer that
+is not on top splices it out: the layer above inherits what it replaced.
+
+What is replaced is the table ``targets.TARGETS``. A target whose module is not
+imported yet is patched by a post-import hook (``postimport``) the moment it
+is, by every active layer, bottom first; the same hook re-applies the layers
+after ``importlib.reload`` of a target module, which re-runs the module's code
+and so wipes out whatever was patched.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
-import logging
 import os
 import sys
 import threading
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from dataclasses import dataclass, field, fields
+from types import ModuleType
+from typing import Any, TypeVar, Unpack
 
-import wrapt
-
-from .._activation import adapters as _adapters
-from .._core.config import Config, make_config
+from .._core.config import Config, Options, check_options, make_config
 from .._engine.resolver import Resolver
+from . import postimport, startup
+from .targets import TARGETS, Target
 
 F = TypeVar("F", bound=Callable[..., Any])
 _lock = threading.RLock()
-log = logging.getLogger("dnscache")
+_MISSING: Any = object()  # the holder inherited the attribute: restoring means deleting ours
 
 
 def _reset_lock_in_child() -> None:
@@ -41,84 +44,69 @@ def _reset_lock_in_child() -> None:
 os.register_at_fork(after_in_child=_reset_lock_in_child)
 
 
-@dataclass(frozen=True)
-class _Target:
-    """One function we replace: ``module.owner.attr`` (owner "" = the module itself)."""
-
-    module: str
-    owner: str
-    attr: str
-    make: Callable[[Resolver], Any]
-
-    @property
-    def name(self) -> str:
-        return ".".join(p for p in (self.module, self.owner, self.attr) if p)
-
-    def holder(self) -> Any:
-        module = sys.modules[self.module]
-        return getattr(module, self.owner) if self.owner else module
+def _holder(target: Target) -> Any:
+    holder: Any = sys.modules[target.module]
+    for part in target.holder.split(".") if target.holder else ():
+        holder = getattr(holder, part)
+    return holder
 
 
-# socket is always there. asyncio and urllib3 are patched only once imported
-# (importing them ourselves would slow every program's start-up): a wrapt
-# post-import hook applies the active layers when they are first imported.
-TARGETS = (
-    _Target("socket", "", "getaddrinfo", lambda r: r.getaddrinfo),
-    _Target("socket", "", "create_connection", lambda r: r.create_connection),
-    _Target("asyncio.base_events", "BaseEventLoop", "getaddrinfo", _adapters.asyncio_getaddrinfo),
-    _Target(
-        "urllib3.util.connection", "", "create_connection", _adapters.urllib3_create_connection
-    ),
-)
+def _own(holder: Any, attr: str) -> Any:
+    """The holder's own value of ``attr`` (not one inherited from a base class)."""
+    return vars(holder).get(attr, _MISSING)
 
 
 @dataclass(eq=False)
 class _Layer:
     resolver: Resolver
     installed_by: str  # "install" or "patched"
-    installed: dict[_Target, Any] = field(default_factory=dict)
-    replaced: dict[_Target, Any] = field(default_factory=dict)
+    installed: dict[Target, Any] = field(default_factory=dict)
+    replaced: dict[Target, Any] = field(default_factory=dict)
 
-    def apply(self, target: _Target) -> None:
-        if target in self.installed or target.module not in sys.modules:
-            return
-        holder = target.holder()
-        func = target.make(self.resolver)
-        self.replaced[target] = (
-            holder.__dict__[target.attr] if target.owner else getattr(holder, target.attr)
-        )
+    def apply(self, target: Target) -> None:
+        holder = _holder(target)
+        func = target.factory(self.resolver)
+        self.replaced[target] = _own(holder, target.attr)
         self.installed[target] = func
         setattr(holder, target.attr, func)
 
 
 _layers: list[_Layer] = []
-_hooked: set[str] = set()
+_watched: set[str] = set()  # target modules whose import _on_import is told about
 
 
-def _on_import(module: Any) -> None:
-    """wrapt post-import hook: apply every active layer, bottom first, to a new module."""
-    try:
-        with _lock:
-            for layer in _layers:
-                for target in TARGETS:
-                    if target.module == module.__name__:
-                        layer.apply(target)
-    except Exception:  # an import hook must never break the application's import
-        log.debug(
-            "dnscache: could not patch %s", getattr(module, "__name__", module), exc_info=True
-        )
+def _on_import(module: ModuleType) -> None:
+    """Post-import hook: apply every active layer, bottom first, to a module just (re)executed."""
+    with _lock:
+        for target in TARGETS:
+            if target.module != module.__name__ or not _layers:
+                continue
+            try:
+                current = _own(_holder(target), target.attr)
+                if any(layer.installed.get(target) is current for layer in _layers):
+                    continue  # already ours: not a reload
+                for layer in _layers:
+                    layer.apply(target)
+            except Exception:  # an import hook must never break the application's import
+                continue
 
 
 def _push(resolver: Resolver, installed_by: str) -> _Layer:
     with _lock:
+        for target in TARGETS:
+            if target.module not in _watched:
+                postimport.when_imported(target.module, _on_import)
+                _watched.add(target.module)
         layer = _Layer(resolver, installed_by)
         _layers.append(layer)
         for target in TARGETS:
-            if target.module in sys.modules:
-                layer.apply(target)
-            elif target.module not in _hooked:
-                _hooked.add(target.module)
-                wrapt.register_post_import_hook(_on_import, target.module)
+            # A module still being imported is left to _on_import: its code has
+            # not finished, and importing it here could deadlock on its import lock.
+            if postimport.imported(target.module) is not None:
+                try:
+                    layer.apply(target)
+                except Exception:  # e.g. a library version whose attribute moved: the
+                    continue  # others are still patched, as _on_import would leave them
         return layer
 
 
@@ -133,11 +121,16 @@ def _pop(layer: _Layer) -> None:
             if above is not None and target in above.replaced:
                 above.replaced[target] = layer.replaced[target]
                 continue
-            holder = target.holder()
-            if getattr(holder, target.attr) is func or (
-                target.owner and holder.__dict__.get(target.attr) is func
-            ):
-                setattr(holder, target.attr, layer.replaced[target])
+            try:
+                holder = _holder(target)
+            except (KeyError, AttributeError):  # the module is gone: nothing left to restore
+                continue
+            if _own(holder, target.attr) is func:
+                original = layer.replaced[target]
+                if original is _MISSING:
+                    delattr(holder, target.attr)
+                else:
+                    setattr(holder, target.attr, original)
             else:
                 foreign.append(target.name)
         del _layers[index]
@@ -152,25 +145,102 @@ def _pop(layer: _Layer) -> None:
         )
 
 
-def install(config: Config | None = None, **options: Any) -> Resolver:
-    """Patch socket.getaddrinfo and socket.create_connection; returns the active Resolver.
+def install(config: Config | None = None, **options: Unpack[Options]) -> Resolver:
+    """Patch socket.getaddrinfo, socket.create_connection and the other targets; returns
+    the installed Resolver.
 
-    Idempotent: a second call returns the Resolver already installed.
+    Without arguments a second call returns the Resolver already installed (also one
+    that ``PYTHONDNSCACHE=1`` installed at start-up). Arguments while installed are
+    applied, never ignored: if ``make_config(config, options)`` (the defaults plus these
+    options; the ``PYTHONDNSCACHE_*`` variables are not merged in, pass
+    ``Config.from_env().replace(...)`` for that) equals the active configuration, the
+    installed Resolver is returned; otherwise a new Resolver with that configuration
+    replaces it everywhere dnscache patched (also under ``patched()`` blocks still open,
+    which keep winning until they exit) and the old one is closed. Code that took a
+    reference before (``from socket import getaddrinfo``) keeps the old Resolver, which
+    still answers but does no background work. If something else wrapped a patched
+    function since, the new Resolver cannot be put under it: RuntimeError naming it,
+    and nothing changes.
     """
+    check_options(options, "install()")
+    startup.settle()
+    wanted = None if config is None and not options else make_config(config, options)
     with _lock:
-        for layer in _layers:
-            if layer.installed_by == "install":
-                return layer.resolver
-        resolver = Resolver(make_config(config, options))
-        _push(resolver, "install")
-        from .control import attach  # opens the control endpoint only if it was asked for
+        layer = next((layer for layer in _layers if layer.installed_by == "install"), None)
+        if layer is not None and (wanted is None or _same_config(layer.resolver.config, wanted)):
+            return layer.resolver
+    # Built outside the lock: a Resolver may import modules (dnspython, sqlite3), and a
+    # post-import hook waiting for the lock must never wait for an import of ours.
+    resolver = Resolver(wanted if wanted is not None else Config())
+    old: Resolver | None = None
+    with _lock:
+        layer = next((layer for layer in _layers if layer.installed_by == "install"), None)
+        if layer is None:
+            _push(resolver, "install")
+        elif wanted is None or _same_config(layer.resolver.config, wanted):
+            resolver.close()  # another thread installed meanwhile, and it is what we want
+            return layer.resolver
+        else:
+            try:
+                old = _replace(layer, resolver)
+            except BaseException:
+                resolver.close()
+                raise
+    # The control endpoint (opened only if asked for) follows the installed Resolver:
+    # outside the lock, like everything that may import or start a thread.
+    from .control import attach, detach
 
-        attach(resolver)
-        return resolver
+    if old is not None:
+        detach(old)
+        old.close()
+    attach(resolver)
+    return resolver
+
+
+def _same_config(a: Config, b: Config) -> bool:
+    # Hooks are compare=False in Config (a function has no useful equality): same object.
+    return a == b and all(
+        getattr(a, f.name) is getattr(b, f.name) for f in fields(Config) if not f.compare
+    )
+
+
+def _replace(layer: _Layer, resolver: Resolver) -> Resolver:
+    """Put ``resolver``'s functions where ``layer``'s are (caller holds the lock); the old one."""
+    index = _layers.index(layer)
+    above = _layers[index + 1] if index + 1 < len(_layers) else None
+    places: list[tuple[Target, Any]] = []
+    for target, func in layer.installed.items():
+        if above is not None and target in above.replaced:
+            if above.replaced[target] is not func:
+                raise RuntimeError(_wrapped_since(target))
+            places.append((target, above))
+        else:
+            holder = _holder(target)
+            if _own(holder, target.attr) is not func:
+                raise RuntimeError(_wrapped_since(target))
+            places.append((target, holder))
+    for target, place in places:
+        func = target.factory(resolver)
+        layer.installed[target] = func
+        if isinstance(place, _Layer):
+            place.replaced[target] = func
+        else:
+            setattr(place, target.attr, func)
+    old, layer.resolver = layer.resolver, resolver
+    return old
+
+
+def _wrapped_since(target: Target) -> str:
+    return (
+        f"dnscache.install(): {target.name} was wrapped by something else after dnscache "
+        "was installed, so a new configuration cannot be put under it; call "
+        "dnscache.uninstall() first, or use dnscache.patched(...) for a block"
+    )
 
 
 def uninstall() -> None:
     """Restore what install() replaced and stop its background work. Harmless if not installed."""
+    startup.settle()
     with _lock:
         layer = next((layer for layer in _layers if layer.installed_by == "install"), None)
     if layer is not None:
@@ -182,11 +252,13 @@ def uninstall() -> None:
 
 def is_installed() -> bool:
     """True while a dnscache layer (install() or a patched() block) is active."""
+    startup.settle()
     return bool(_layers)
 
 
 def active_resolver() -> Resolver | None:
     """The Resolver answering socket.getaddrinfo now, if any."""
+    startup.settle()
     with _lock:
         return _layers[-1].resolver if _layers else None
 
@@ -199,11 +271,13 @@ class patched:
     the inner block wins and the outer is restored on exit, also on exceptions.
     """
 
-    def __init__(self, config: Config | None = None, **options: Any) -> None:
+    def __init__(self, config: Config | None = None, **options: Unpack[Options]) -> None:
+        check_options(options, "patched()")
         self.config = make_config(config, options)
         self._layers: list[_Layer] = []
 
     def __enter__(self) -> Resolver:
+        startup.settle()
         layer = _push(Resolver(self.config), "patched")
         self._layers.append(layer)
         return layer.resolver
@@ -218,6 +292,9 @@ class patched:
         self.__exit__(*exc)
 
     def __call__(self, func: F) -> F:
+        import functools
+        import inspect  # 10 ms of imports: only for the decorator form
+
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
