@@ -685,7 +685,8 @@ def test_a_fallback_directory_someone_else_made_is_refused_with_one_warning() ->
     try:
         code = (
             "import encodings.idna, logging, os, socket, sys, threading\n"
-            "import dnscache, dnscache._activation.control\n"
+            "import dnscache, dnscache._activation.control, dnscache._activation.patch\n"
+            "import dnscache._engine.resolver  # before dropping root: nobody cannot read ~root\n"
             f"os.setgroups([]); os.setgid({NOBODY}); os.setuid({NOBODY})\n"
             "os.environ.pop('XDG_RUNTIME_DIR', None)\n"
             "dnscache.install(control=True)\n"

@@ -661,6 +661,7 @@ class Options(TypedDict, total=False):
     ttl: float
     negative_ttl: float
     maxsize: int
+    max_views: int
     disabled: bool
     hosts: Mapping[str, str | Iterable[str]]
     on_cache_miss: Hook | None
@@ -681,6 +682,9 @@ class Options(TypedDict, total=False):
     persist_max_age: float
     preload: Mapping[str, str | Iterable[str]]
     trace: bool
+    control: bool
+    tls_ca_bundle: str | None
+    ttl_source: str
 
 
 def check_options(options: Mapping[str, object], where: str) -> None:
