@@ -161,11 +161,11 @@ class Background:
         with self._lock:
             return [t for t in self._workers if t.is_alive()]
 
-    def close(self) -> None:
-        """Refuse new work, cancel what is queued, join the threads (JOIN_TIMEOUT in all).
+    def shutdown(self) -> None:
+        """Refuse new work and cancel what is queued; running jobs finish. Idempotent.
 
-        Idempotent. Cancelling runs each dropped job's ``cancel`` (which ends its
-        flight), so no caller keeps waiting for work that will never run.
+        Cancelling runs each dropped job's ``cancel`` (which ends its flight), so
+        no caller keeps waiting for work that will never run.
         """
         with self._lock:
             self._closed = True
@@ -178,6 +178,10 @@ class Background:
                 job.cancel()
             except Exception:  # cancelling must not stop close()
                 log.debug("cancelling a background job failed", exc_info=True)
+
+    def close(self) -> None:
+        """:meth:`shutdown`, then join the threads (JOIN_TIMEOUT in all). Idempotent."""
+        self.shutdown()
         deadline = time.monotonic() + JOIN_TIMEOUT
         for thread in self.threads():
             if thread is not threading.current_thread():

@@ -105,6 +105,7 @@ class Lookups:
         stale_limit = None  # a call waits for a fresh answer at most resolve_timeout in all
         hooked = reentrant or config.on_cache_miss is None
         while True:
+            keep: Entry | None = None  # what a transient failure of this call's lookup keeps
             fallback = None if reentrant else self._fallback(ekey, now)
             with store.lock:
                 entry = self._current(ekey, now, fallback)
@@ -126,10 +127,15 @@ class Lookups:
                     return None
                 if do in (rules.Do.SERVE_STALE, rules.Do.SERVE_STALE_AND_RETRY):
                     assert entry is not None
-                    if do is rules.Do.SERVE_STALE_AND_RETRY:
-                        self._queue_refresh(ekey, now)
-                    self._count_stale(entry)
-                    return entry
+                    retry = do is rules.Do.SERVE_STALE_AND_RETRY
+                    if not retry or self._queue_refresh(ekey, now) or not self._background.closed:
+                        self._count_stale(entry)
+                        return entry
+                    # A closed resolver has no background: the caller retries itself.
+                    flight = Flight(now + self._bound() + FLIGHT_MARGIN, now)
+                    store.begin(ekey, flight)
+                    keep = entry
+                    do = rules.Do.WAIT_THEN_STALE
                 if do is rules.Do.SERVE_AND_REFRESH:
                     assert entry is not None
                     self._count(entry, waited)

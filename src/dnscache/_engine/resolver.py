@@ -216,10 +216,15 @@ class Resolver:
         bounded waits for a stale answer) callers then do in their own thread.
         """
         self._closed = True
-        self._backend.close()  # first: it interrupts the queries the threads are stuck in
+        # Order matters: workers must stop taking jobs before the backend is closed
+        # (a queued refresh run against a closed backend would mark a healthy name as
+        # failing); then closing the backend wakes the lookups the workers are stuck
+        # in, so that joining them is prompt.
+        self._background.shutdown()  # ends the flights of every job it drops
+        self._backend.close()
         if self._learner is not None:
             self._learner.close()
-        self._background.close()  # ends the flights of every job it drops
+        self._background.close()
         self._persisted.close()  # flushes queued writes
         lifecycle.forget(self)
 
