@@ -4,9 +4,10 @@
 # Installs what the tests need (Debian's dnsmasq-base for the end-to-end tests when
 # running as root; the package and its dev extras into ./.venv), then runs ruff, mypy
 # and pytest; then the floors step: the sdist and wheel built with the oldest build
-# backend we allow, installed into ./.venv-floors together with exactly the declared
-# minimum of every dependency (scripts/floors.py), and the same suite run against
-# that installed wheel. Extra arguments go to both pytest runs. FLOORS=0 skips the
+# backend we allow, checked (`twine check --strict`, then scripts/check_dist.py for
+# the wheel's contents), installed into ./.venv-floors together with exactly the
+# declared minimum of every dependency (scripts/floors.py), and the same suite run
+# against that installed wheel. Extra arguments go to both pytest runs. FLOORS=0 skips the
 # floors step (never under CI=true).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,10 +42,12 @@ if [ ! -x .venv-floors/bin/python ]; then
 fi
 constraints=.venv-floors/constraints.txt
 { .venv/bin/python scripts/floors.py; .venv/bin/python scripts/floors.py --build; } >"$constraints"
-.venv-floors/bin/python "${PIP[@]}" -c "$constraints" hatchling build </dev/null
+.venv-floors/bin/python "${PIP[@]}" -c "$constraints" hatchling build twine </dev/null
 dist=$(mktemp -d)
 trap 'rm -rf "$dist"' EXIT
 .venv-floors/bin/python -m build --no-isolation --outdir "$dist" . >/dev/null
+.venv-floors/bin/python -m twine check --strict "$dist"/*
+.venv-floors/bin/python scripts/check_dist.py "$dist"
 wheel=$(echo "$dist"/*.whl)
 .venv-floors/bin/python "${PIP[@]}" -c "$constraints" "$wheel[dev]" </dev/null
 .venv-floors/bin/python "${PIP[@]}" --no-deps --force-reinstall "$wheel" </dev/null
