@@ -3,7 +3,7 @@
 ``scripts/test.sh`` installs the package into a second venv with these
 constraints and runs the suite there, so the ``>=`` floors in pyproject.toml are
 tested facts, not hopes. Every requirement of the project (runtime, every extra,
-the build backend) must either carry a ``>=`` floor or be listed in
+the build backend) must either carry a ``>=`` floor (or an exact ``==`` pin) or be listed in
 ``UNPINNED`` with a reason; anything else is an error, so a new dependency
 cannot slip in untested.
 
@@ -27,11 +27,14 @@ UNPINNED = {
 
 # "name[extras] >=1.2, <3 ; marker": the name and the version after ">=".
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*([^;]*)")
-_FLOOR = re.compile(r">=\s*([0-9][0-9A-Za-z.+!-]*)")
+_FLOOR = re.compile(r"(?:>=|==)\s*([0-9][0-9A-Za-z.+!-]*)")
 
 
 def floor_of(requirement: str) -> tuple[str, str | None]:
-    """``"dnspython>=2.6.1"`` -> ``("dnspython", "2.6.1")``; no ``>=``: ``(name, None)``."""
+    """``"dnspython>=2.6.1"`` -> ``("dnspython", "2.6.1")``; ``==`` pins count as floors.
+
+    A requirement with neither gives ``(name, None)``.
+    """
     match = _REQUIREMENT.match(requirement)
     if match is None:
         raise ValueError(f"cannot read requirement {requirement!r}")

@@ -39,6 +39,7 @@ def test_the_version_has_one_source() -> None:
         ("dnspython>=2.6.1", ("dnspython", "2.6.1")),
         ("prometheus_client >= 0.17", ("prometheus-client", "0.17")),
         ("urllib3[socks]>=2,<3 ; python_version >= '3.11'", ("urllib3", "2")),
+        ("ruff==0.17.6", ("ruff", "0.17.6")),
         ("types-cachetools", ("types-cachetools", None)),
     ],
 )
