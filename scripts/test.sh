@@ -2,8 +2,13 @@
 # The whole test suite, from a fresh clone on a fresh machine: the README's second command.
 #
 # Installs what the tests need (Debian's dnsmasq-base for the end-to-end tests when
-# running as root; the package and its dev extras into ./.venv), then runs ruff,
-# mypy and pytest. Extra arguments go to pytest.
+# running as root; the package and its dev extras into ./.venv), then runs ruff, mypy
+# and pytest; then the floors step: the sdist and wheel built with the oldest build
+# backend we allow, checked (`twine check --strict`, then scripts/check_dist.py for
+# the wheel's contents), installed into ./.venv-floors together with exactly the
+# declared minimum of every dependency (scripts/floors.py), and the same suite run
+# against that installed wheel. Extra arguments go to both pytest runs. FLOORS=0 skips the
+# floors step (never under CI=true).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,12 +22,38 @@ if [ "$(id -u)" = 0 ] && { [ ! -x /usr/sbin/dnsmasq ] || [ ! -x /usr/sbin/unboun
 fi
 
 PYTHON=${PYTHON:-python3}
+PIP=(-m pip install -q --disable-pip-version-check)
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]' </dev/null
+.venv/bin/python "${PIP[@]}" -e '.[dev]' </dev/null
 
-.venv/bin/ruff check src tests benchmarks
-.venv/bin/ruff format --check src tests benchmarks
+.venv/bin/ruff check src tests benchmarks scripts
+.venv/bin/ruff format --check src tests benchmarks scripts
 .venv/bin/mypy
-exec .venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest "$@"
+
+if [ "${FLOORS:-1}" = 0 ] && [ "${CI:-}" != true ]; then
+    echo "floors: skipped (FLOORS=0)"
+    exit 0
+fi
+
+echo "floors: building with the oldest allowed backend, testing with the declared minimums"
+started=$SECONDS
+if [ ! -x .venv-floors/bin/python ]; then
+    "$PYTHON" -m venv .venv-floors
+fi
+constraints=.venv-floors/constraints.txt
+{ .venv/bin/python scripts/floors.py; .venv/bin/python scripts/floors.py --build; } >"$constraints"
+.venv-floors/bin/python "${PIP[@]}" -c "$constraints" hatchling build twine </dev/null
+dist=$(mktemp -d)
+trap 'rm -rf "$dist"' EXIT
+.venv-floors/bin/python -m build --no-isolation --outdir "$dist" . >/dev/null
+.venv-floors/bin/python -m twine check --strict "$dist"/*
+.venv-floors/bin/python scripts/check_dist.py "$dist"
+wheel=$(echo "$dist"/*.whl)
+.venv-floors/bin/python "${PIP[@]}" -c "$constraints" "$wheel[dev]" </dev/null
+.venv-floors/bin/python "${PIP[@]}" --no-deps --force-reinstall "$wheel" </dev/null
+# Run from the checkout's tests against the installed wheel, never against ./src.
+.venv-floors/bin/python -m pytest -p no:cacheprovider "$@"
+echo "floors: passed in $((SECONDS - started)) s with $(tr '\n' ' ' <"$constraints")"

@@ -12,6 +12,19 @@ Two kinds of bad input are treated differently, on purpose:
 * a bad *environment value* must never stop a program from starting, so
   :func:`parse_env` returns the default together with one message naming the
   variable, and the caller decides how to show it.
+
+Durations are bounded, because every one of them ends up either in a wait
+(``Event.wait``, ``Thread.join``, a selector's ``select()``, dnspython's query
+lifetime) or added to a clock reading. CPython refuses a wait longer than
+``threading.TIMEOUT_MAX`` (292 years on Linux, 49.7 days on Windows) with
+``OverflowError``, and the ``selectors`` module's ``epoll``/``poll`` refuse more
+than 2**31 - 1 milliseconds (24.8 days): ``PYTHONDNSCACHE_RESOLVE_TIMEOUT=1e10``
+was accepted and then made every dnspython-backend lookup raise. So an option
+that is waited on is at most :data:`MAX_WAIT` (a day), every other duration at
+most :data:`MAX_LIFETIME` (ten years, which no DNS answer needs). A finite
+environment value beyond its bound is clamped to it, with one message; a
+programmatic one raises ``ValueError``. NaN, infinities and negatives are bad
+values like any other.
 """
 
 from __future__ import annotations
@@ -28,6 +41,16 @@ from types import MappingProxyType
 from typing import Any, TypedDict
 
 ENV_PREFIX = "PYTHONDNSCACHE"
+
+# Below every platform's cap on a wait (see the module docstring) with room to
+# spare; nobody waits a day for a DNS answer or between two connection attempts.
+MAX_WAIT = 86400.0
+# Ten years: longer than any TTL, stale window or retention anyone asks for, and
+# small enough that a sum of a few added to any clock stays exact and finite.
+MAX_LIFETIME = 10 * 365 * 86400.0
+# Sweeps more often than every 10 ms would only burn CPU under the store's lock
+# (an interval of 1e-300 made the sweeper spin).
+MIN_CLEANUP_INTERVAL = 0.01
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
@@ -57,7 +80,7 @@ def _parse_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value) or value < 0:
         raise ValueError("must be a finite number >= 0")
-    return value
+    return value + 0.0  # -0.0 -> 0.0
 
 
 def _parse_int(text: str) -> int:
@@ -133,12 +156,13 @@ class Config:
     ttl: float = _opt(
         60.0,
         "Seconds an answer stays fresh when the resolver reports no TTL (the system "
-        "resolver never does).",
+        "resolver never does); at most 10 years.",
         _parse_float,
     )
     negative_ttl: float = _opt(
         1.0,
-        "Seconds a failed lookup (gaierror) is answered from the cache with the same error.",
+        "Seconds a failed lookup (gaierror) is answered from the cache with the same error; "
+        "at most 10 years.",
         _parse_float,
     )
     maxsize: int = _opt(
@@ -188,13 +212,13 @@ class Config:
     stale_ttl: float = _opt(
         86400.0,
         "Seconds past expiry an answer may still be served when the upstream fails "
-        "(RFC 8767 serve-stale); 0 turns it off.",
+        "(RFC 8767 serve-stale); 0 turns it off; at most 10 years.",
         _parse_float,
     )
     resolve_timeout: float = _opt(
         1.8,
         "Most seconds a caller holding an expired answer waits for the upstream before it "
-        "gets the stale answer (RFC 8767's client response timer).",
+        "gets the stale answer (RFC 8767's client response timer); at most 86400 (a day).",
         _parse_float,
     )
     backend: str = _opt(
@@ -212,26 +236,30 @@ class Config:
         "comma-separated.",
         lambda text: tuple(x.strip() for x in text.split(",") if x.strip()),
     )
-    min_ttl: float = _opt(0.0, "Record TTLs are raised to at least this.", _parse_float)
-    max_ttl: float = _opt(3600.0, "Record TTLs are cut to at most this.", _parse_float)
+    min_ttl: float = _opt(
+        0.0, "Record TTLs are raised to at least this (at most 10 years).", _parse_float
+    )
+    max_ttl: float = _opt(
+        3600.0, "Record TTLs are cut to at most this (at most 10 years).", _parse_float
+    )
     cleanup_interval: float = _opt(
         60.0,
         "Accepted for compatibility and ignored: answers past their stale window are "
         "dropped by the cache itself (cachetools' TLRUCache) on every write, so no "
-        "sweeper thread runs.",
+        "sweeper thread runs. Still validated: 0, or from 0.01 to 86400 (a day).",
         _parse_float,
     )
 
     happy_eyeballs_delay: float = _opt(
         0.25,
         "Seconds before create_connection starts the next address while one is still "
-        "connecting (RFC 8305); 0 = strictly one after another.",
+        "connecting (RFC 8305); 0 = strictly one after another; at most 86400 (a day).",
         _parse_float,
     )
     failure_penalty: float = _opt(
         60.0,
         "Seconds an address that failed to connect is ordered last, in create_connection "
-        "and in what getaddrinfo returns.",
+        "and in what getaddrinfo returns; at most 10 years.",
         _parse_float,
     )
 
@@ -250,7 +278,7 @@ class Config:
     )
     persist_max_age: float = _opt(
         30 * 86400.0,
-        "Seconds a persisted address lives after it was last seen.",
+        "Seconds a persisted address lives after it was last seen (> 0, at most 10 years).",
         _parse_float,
     )
     preload: Mapping[str, tuple[str, ...]] = _opt(
@@ -313,12 +341,44 @@ class Config:
 # --- validation of programmatic values ---
 
 
-def _check_number(name: str, value: Any) -> Any:
+class OutOfRange(ValueError):
+    """A number beyond an option's bounds; ``nearest`` is the closest value allowed.
+
+    :func:`parse_env` clamps an environment value to ``nearest`` (with one message);
+    a programmatic value raises it as the ``ValueError`` it is.
+    """
+
+    def __init__(self, message: str, nearest: float) -> None:
+        super().__init__(message)
+        self.nearest = nearest
+
+
+def _check_number(name: str, value: Any, most: float = MAX_LIFETIME) -> Any:
+    """A duration in seconds: a real number in [0, most], returned as a float."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number, not {type(value).__name__}")
-    if not math.isfinite(value) or value < 0:
+    # Compared before any float(): an int too big for a float must not raise OverflowError.
+    if value != value or value < 0 or value == math.inf:
         raise ValueError(f"{name} must be a finite number >= 0, not {value!r}")
-    return float(value) if not isinstance(value, float) else value
+    if value > most:
+        raise OutOfRange(f"{name} must be at most {most:g}, not {value!r}", most)
+    return float(value) + 0.0  # -0.0 -> 0.0
+
+
+def _check_wait(name: str, value: Any) -> Any:
+    """A duration that is waited on: at most MAX_WAIT."""
+    return _check_number(name, value, MAX_WAIT)
+
+
+def _check_cleanup_interval(name: str, value: Any) -> Any:
+    """0 (off) or a wait of at least MIN_CLEANUP_INTERVAL."""
+    value = _check_wait(name, value)
+    if 0 < value < MIN_CLEANUP_INTERVAL:
+        raise OutOfRange(
+            f"{name} must be 0 (off) or at least {MIN_CLEANUP_INTERVAL:g}, not {value!r}",
+            MIN_CLEANUP_INTERVAL,
+        )
+    return value
 
 
 def _check_maxsize(name: str, value: Any) -> Any:
@@ -550,13 +610,13 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "refresh": _check_bool,
     "refresh_at": _check_fraction,
     "stale_ttl": _check_number,
-    "resolve_timeout": _check_number,
+    "resolve_timeout": _check_wait,
     "backend": _check_backend,
     "nameservers": _check_nameservers,
     "min_ttl": _check_number,
     "max_ttl": _check_number,
-    "cleanup_interval": _check_number,
-    "happy_eyeballs_delay": _check_number,
+    "cleanup_interval": _check_cleanup_interval,
+    "happy_eyeballs_delay": _check_wait,
     "failure_penalty": _check_number,
     "trace": _check_bool,
     "control": _check_bool,
@@ -600,7 +660,11 @@ def parse_env(environ: Mapping[str, str] | None = None) -> tuple[Config, list[st
         try:
             value = parse(raw)
             if f.name in _VALIDATORS:
-                _VALIDATORS[f.name](f.name, value)
+                try:
+                    _VALIDATORS[f.name](f.name, value)
+                except OutOfRange as exc:
+                    value = _VALIDATORS[f.name](f.name, exc.nearest)
+                    problems.append(f"dnscache: clamping {name}={raw!r} ({exc}); using {value!r}")
         except Exception as exc:  # any failure, including an import in a hook
             default = _default_of(f)
             problems.append(
