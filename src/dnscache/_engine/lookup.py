@@ -167,7 +167,11 @@ class Lookups:
             elif do is rules.Do.JOIN:
                 assert flight is not None
                 waited = True
-                if not self._wait(ekey, flight, action.until):
+                if self._wait(ekey, flight, action.until):
+                    if flight.entry is not None:  # what the lookup brought, even if already stale
+                        self._count(flight.entry, True)
+                        return flight.entry
+                else:
                     # Its deadline passed (in real time: the wait is real even under an
                     # injected clock): the leader is stuck or lost. Look up on our own.
                     self._counters.misses += 1
@@ -177,6 +181,7 @@ class Lookups:
                         return got
             else:  # WAIT_THEN_STALE
                 assert flight is not None and entry is not None
+                life = entry.life  # a renewal replaces it: tells a new answer from a kept one
                 stale_limit = action.until if stale_limit is None else stale_limit
                 until = min(action.until, stale_limit)
                 if keep is not None and not self._dispatch_urgent(ekey, flight):
@@ -196,6 +201,12 @@ class Lookups:
                 if not self._wait(ekey, flight, until):
                     self._count_stale(entry)  # the upstream took longer than resolve_timeout
                     return entry
+                got = flight.entry
+                if got is not None and (got is not entry or got.life is not life):
+                    # A new answer (or the same one renewed): serve it, even if a TTL of
+                    # almost nothing made it stale on arrival, rather than look up again.
+                    self._count(got, True)
+                    return got
                 waited = True
             now = self._clock()
 
