@@ -1,4 +1,4 @@
-"""create_connection with Happy Eyeballs v2 (RFC 8305).
+"""create_connection with Happy Eyeballs v2 (RFC 8305), exactly the stdlib's while one attempt runs.
 
 The stdlib's ``socket.create_connection`` tries the addresses of a name one
 after another, each with the full timeout. That is fine while the first address
@@ -19,43 +19,75 @@ the most recently started attempt moves the next one forward (as in trio and
 asyncio's staggered race): an older attempt failing does not reduce the load we
 are about to add, a newer one failing means the path we were waiting on is gone.
 
-Everything happens in the calling thread, with non-blocking sockets and a
-selector: ``connect_ex`` returns EINPROGRESS, the socket becomes writable when
-the handshake ends, and ``SO_ERROR`` says how it ended (the same dance CPython's
-own ``sock.connect`` does under a timeout). No threads means nothing to join or
+**One attempt at a time is the stdlib's own code path.** Almost every connect
+is decided by its first attempt, and programs and test suites watch that
+attempt closely: a ``socket.socket`` subclass overriding ``connect()``
+(CPython's own ``test_socket``, tracing wrappers), a ``mock.patch("socket.socket")``
+(urllib3's suite), gevent's cooperative sockets. So while no other attempt is
+in flight, an attempt is made exactly as the stdlib makes it, with the socket
+class looked up at call time: ``socket()``, the options, ``settimeout`` (only
+when a timeout is given), ``bind``, then a blocking ``sock.connect()``. With
+one address nothing else happens at all. With more, the only difference is the
+socket's timeout during ``connect()``: the smaller of the Connection Attempt
+Delay and what is left of the call's deadline, put back afterwards. If that
+``connect()`` times out with the handshake still under way, the socket is not
+closed but handed to the race, which only then builds its machinery (a
+selector, non-blocking sockets): starting a second attempt is the first moment
+it is needed. Later attempts also go through ``sock.connect()``, on a
+non-blocking socket (``BlockingIOError`` means "under way"), so a subclass sees
+every connect. A socket that cannot be watched (a mock without a descriptor),
+or whose ``connect()`` raised ``TimeoutError`` without starting a handshake
+(the selector reports it writable at once, with no peer), ends as the
+``TimeoutError`` it raised, exactly as in the stdlib. A socket whose timeout is
+not a number (a mock), or is 0 (non-blocking: every connect fails with
+``BlockingIOError``, as in the stdlib), gets the stdlib's loop, one attempt
+after another, unchanged.
+
+Everything happens in the calling thread. No threads means nothing to join or
 leak, and a signal handler (Ctrl-C) interrupts the wait exactly as it
 interrupts a blocking connect; every socket still open is then closed.
 
 Where we must differ from the stdlib, we say so, and otherwise we match it:
 
-* Timeouts. The stdlib gives each address the socket's timeout in turn. We
-  give each *attempt* the same: an attempt started later still gets its full
-  timeout, so the call ends when every attempt has failed or timed out. An
-  attempt that times out fails with ``TimeoutError("timed out")``, the
-  exception ``sock.connect`` raises. "The socket's timeout" is exactly the
-  stdlib's: ``settimeout(timeout)`` on each new socket when a timeout is given
-  (so a bad value raises ValueError/TypeError from the first socket created,
-  before any connect), otherwise whatever the new socket has from
-  ``socket.setdefaulttimeout``. A timeout of 0 makes every pending connect
-  fail at once with BlockingIOError, as it does in the stdlib. The returned
-  socket has that timeout back, blocking mode included.
+* Deadlines. The stdlib gives each address the full timeout in turn, so three
+  black-holed addresses take three timeouts. Here the timeout ``t`` bounds the
+  whole call, as a caller passing ``timeout=t`` expects: every attempt ends by
+  ``t`` after the first socket was made, and those still pending then fail
+  with ``TimeoutError("timed out")``, the exception ``sock.connect`` raises.
+  So that a short ``t`` (or a long delay) does not leave addresses untried,
+  the next attempt starts after the delay or after this one's even share of
+  the time left, whichever comes first (:func:`schedule`); with delay 0
+  (strictly one at a time) that share, at least 2 s, is how long an attempt
+  may take before it is given up. With one address all of this is the
+  stdlib's behaviour exactly. ``t`` is the socket's own timeout: the one given
+  (so a bad value raises ValueError/TypeError from the first socket made,
+  before any connect), otherwise whatever a new socket has from
+  ``socket.setdefaulttimeout``; without either there is no deadline and each
+  attempt waits as long as the kernel lets it. The returned socket has the
+  caller's timeout, blocking mode included.
 * Errors. Without ``all_errors`` we raise the error of the *last attempt in
-  attempt order*, which is the error the stdlib raises for the same list
-  (its last address is also its last attempt), even when, racing, another
-  attempt was the last to fail. With ``all_errors`` we raise
+  attempt order*, which is the error the stdlib raises for the same list (its
+  last address is also its last attempt), even when, racing, another attempt
+  was the last to fail. With ``all_errors`` we raise
   ``ExceptionGroup("create_connection failed", errors)`` in attempt order. An
   empty list raises ``OSError("getaddrinfo returns an empty list")``. An
   ``OSError`` while setting an attempt up (``socket()``, ``setsockopt``,
   ``bind``) is that attempt's error, as in the stdlib; anything else
   (``TypeError`` from a malformed address, ``KeyboardInterrupt``) propagates at
   once, after every socket is closed (the stdlib leaks the socket there).
+* Huge values. ``poll`` takes at most ``INT_MAX`` milliseconds and
+  ``Event.wait``/``settimeout`` at most ``threading.TIMEOUT_MAX`` seconds; a
+  delay or timeout of 1e10 would raise ``OverflowError`` there. Every wait we
+  compute is cut to ``MAX_WAIT`` (about 24 days), after which the loop simply
+  looks again. A caller's own timeout reaches ``settimeout`` unchanged, as in
+  the stdlib, and fails there the same way if it is out of range.
 
 Linux quirks that shape the code: a non-blocking connect on loopback may
-complete, or be refused, inside ``connect_ex`` itself, so both are handled
-there and not only after the wait; a connect interrupted by a signal (EINTR)
-carries on in the background like EINPROGRESS; the socket must leave the
-selector before it is closed, or a reused descriptor number would be confused
-with it.
+complete, or be refused, inside ``connect`` itself, so both are handled there
+and not only after the wait; "writable with no error" also describes a socket
+that never started connecting, so a winner is confirmed with ``getpeername``
+(Stevens, UNP 16.4); the socket must leave the selector before it is closed,
+or a reused descriptor number would be confused with it.
 """
 
 from __future__ import annotations
@@ -65,10 +97,11 @@ import math
 import os
 import selectors
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
 from itertools import chain, zip_longest
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from .._core.addrinfo import AddrInfo
 
@@ -83,16 +116,24 @@ DEFAULT_DELAY = 0.25
 # family before the first of the other; strict alternation (one) is what the
 # issue asks for and what makes a broken family cost a single delay.
 FIRST_ADDRESS_FAMILY_COUNT = 1
-# connect_ex results meaning "the handshake is under way": EINTR because POSIX
-# says an interrupted connect completes asynchronously, as if EINPROGRESS.
-_IN_PROGRESS = frozenset({errno.EINPROGRESS, errno.EINTR})
+# The longest single wait we ask of the platform: poll(2) takes an int of
+# milliseconds (CPython raises OverflowError above INT_MAX), settimeout and
+# Event.wait at most threading.TIMEOUT_MAX seconds. A longer wait is several.
+MAX_WAIT = min(threading.TIMEOUT_MAX, (2**31 - 1) / 1000)
+# With attempts strictly one after another (delay 0) under a deadline, each gets
+# its share of the time left, but not less than this (unless less is left): a
+# slow but live first address deserves a real chance. Go's net package uses the
+# same figure ("saneMinimum") for the same purpose.
+SANE_MINIMUM = 2.0
 # poll(2) rather than epoll: a handful of descriptors, and no descriptor of its
 # own to create and close on every call.
 _Selector: type[selectors.BaseSelector] = getattr(
     selectors, "PollSelector", selectors.SelectSelector
 )
 
-OnAttemptDone = Callable[[tuple[int, Any], BaseException | None], None]
+# The class as it was at import, for isinstance: socket.socket itself may be a mock now.
+_SOCKET = socket.socket
+OnAttemptDone = Callable[[AddrInfo, BaseException | None], None]
 SocketFactory = Callable[[int, int, int], socket.socket]
 
 
@@ -118,25 +159,6 @@ def interleave(
     return head + [info for info in rest if info is not None]
 
 
-class _Net(Protocol):
-    """The I/O the race needs; the real one is :class:`_Sockets`, tests script their own."""
-
-    def start(self, index: int, info: AddrInfo) -> tuple[bool, float | None]:
-        """Begin attempt ``index``: (connected already, its timeout); OSError if it failed."""
-
-    def wait(self, timeout: float | None) -> list[tuple[int, OSError | None]]:
-        """Block up to ``timeout`` (None: forever); the attempts that ended, and how."""
-
-    def discard(self, index: int) -> None:
-        """Close attempt ``index`` (failed, timed out or lost)."""
-
-    def take(self, index: int) -> socket.socket:
-        """Hand attempt ``index``'s connected socket to the caller, in its final mode."""
-
-    def close(self) -> None:
-        """Close every attempt not taken; called once, however the race ends."""
-
-
 def create_connection(
     addrinfos: Sequence[AddrInfo],
     timeout: Any = _GLOBAL_DEFAULT_TIMEOUT,
@@ -144,9 +166,10 @@ def create_connection(
     *,
     all_errors: bool = False,
     delay: float = DEFAULT_DELAY,
-    socket_options: Sequence[tuple[int, int, Any]] | None = None,
+    socket_options: Sequence[tuple[Any, ...]] | None = None,
     on_attempt_done: OnAttemptDone | None = None,
-    socket_factory: SocketFactory = socket.socket,
+    socket_factory: SocketFactory | None = None,
+    selector_factory: Callable[[], selectors.BaseSelector] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> socket.socket:
     """socket.create_connection over resolved ``addrinfos``, racing them (see module doc).
@@ -154,203 +177,440 @@ def create_connection(
     ``addrinfos`` are SOCK_STREAM getaddrinfo tuples in preference order; they
     are interleaved by family here. ``delay`` is the Connection Attempt Delay;
     0 means strictly one attempt at a time. ``socket_options`` are
-    ``setsockopt`` argument tuples applied to every attempt before ``bind`` and
-    ``connect`` (urllib3's convention). ``on_attempt_done((family, sockaddr),
-    error)`` is called as each attempt ends, with None for the winner, and with a
-    ``TimeoutError`` for attempts started before the winner and still pending
-    (not for those started after it). It must not raise: if it does, the
-    exception propagates and every socket, the winner's included, is closed.
-    Local set-up failures (``socket()``, ``bind``) are reported like connect
-    errors: callers keeping address health may want to skip those errnos.
+    ``setsockopt`` argument tuples applied to every attempt right after
+    ``socket()`` (urllib3's convention and order). ``socket_factory`` makes the
+    sockets (by default ``socket.socket`` as it is at call time),
+    ``selector_factory`` the selector the race waits on, ``clock`` tells the
+    time: tests play the network with the three.
+
+    ``on_attempt_done(addrinfo, error)`` is called as each attempt ends, with
+    None for the winner, and with a ``TimeoutError`` for attempts started
+    before the winner and still pending (not for those started after it). It
+    must not raise: if it does, the exception propagates and every socket, the
+    winner's included, is closed. Local set-up failures (``socket()``,
+    ``bind``) are reported like connect errors: callers keeping address health
+    may want to skip those errnos.
     """
-    if not addrinfos:
-        raise OSError("getaddrinfo returns an empty list")
     if not delay >= 0:  # also catches NaN
         raise ValueError(f"delay must be a number >= 0, not {delay!r}")
-    return _race(
-        interleave(addrinfos),
-        _Sockets(socket_factory, timeout, source_address, socket_options or ()),
-        delay=delay,
-        all_errors=all_errors,
-        on_attempt_done=on_attempt_done,
-        clock=clock,
-    )
+    factory = socket.socket if socket_factory is None else socket_factory
+    if len(addrinfos) == 1:
+        return _connect_one(
+            addrinfos[0], factory, timeout, source_address, socket_options, all_errors,
+            on_attempt_done,
+        )  # fmt: skip
+    if not addrinfos:
+        raise OSError("getaddrinfo returns an empty list")
+    options = socket_options or ()
+    race = (
+        addrinfos, factory, timeout, source_address, options, delay, on_attempt_done,
+        selector_factory or _Selector, clock,
+    )  # fmt: skip
+    # The first attempt, alone: the stdlib's steps, its connect cut at the pace. This
+    # is the usual whole story, so it is spelled out here; the race starts only if not.
+    info = addrinfos[0]
+    now = clock()
+    try:
+        sock = _open(factory, info, timeout, source_address, options)
+    except OSError as exc:
+        return _Race(*race).after_first(now, None, exc, False).run(all_errors)
+    limit, deadline, plain = _limits(timeout, sock, now)
+    pace, alone = schedule(deadline - now, delay, len(addrinfos) - 1)
+    budget = None if plain or alone == math.inf else min(alone, MAX_WAIT)
+    try:
+        if budget is not None:
+            sock.settimeout(budget)
+        sock.connect(info[4])
+    except OSError as exc:
+        # Timed out with the handshake perhaps still under way: it may race on.
+        cut = budget is not None and budget < deadline - now and delay > 0
+        adopt = cut and isinstance(exc, TimeoutError)
+        first = _Race(*race).limited(limit, deadline, plain)
+        return first.after_first(now + pace, sock, exc, adopt).run(all_errors)
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        if budget is not None:
+            sock.settimeout(limit)  # the caller's mode, blocking included
+        if on_attempt_done is not None:
+            on_attempt_done(info, None)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
-def _race(
-    infos: Sequence[AddrInfo],
-    net: _Net,
-    *,
-    delay: float,
+def _connect_one(
+    info: AddrInfo,
+    factory: SocketFactory,
+    timeout: Any,
+    source_address: Any,
+    options: Sequence[tuple[Any, ...]] | None,
     all_errors: bool,
     on_attempt_done: OnAttemptDone | None,
-    clock: Callable[[], float],
 ) -> socket.socket:
-    """Run the staggered race over ``net``; the winner's socket, or raise as the stdlib would."""
-    count = len(infos)
-    # delay 0 is "no overlap": the next attempt waits for the current one to fail.
-    stagger = math.inf if delay == 0 else delay
-    errors: list[OSError | None] = [None] * count
-    deadlines: dict[int, float] = {}  # running attempts -> when they time out
-    next_index = 0
-    next_start = -math.inf
-    latest = -1  # the attempt most recently started; its failure starts the next at once
-
-    def fail(index: int, error: OSError, now: float) -> None:
-        nonlocal next_start
-        errors[index] = error
-        if index == latest:
-            next_start = min(next_start, now)
-        if on_attempt_done is not None:
-            on_attempt_done((int(infos[index][0]), infos[index][4]), error)
-
-    def win(index: int) -> socket.socket:
-        if on_attempt_done is not None:
-            on_attempt_done((int(infos[index][0]), infos[index][4]), None)
-        for loser in sorted(deadlines):
-            if loser != index:
-                net.discard(loser)
-                if loser < index and on_attempt_done is not None:
-                    # Started earlier and still not connected when a later attempt (at
-                    # least `delay` later) won: as good as a timeout for ordering next
-                    # time. That is how a black-holed address ends up last.
-                    on_attempt_done(
-                        (int(infos[loser][0]), infos[loser][4]), TimeoutError("lost the race")
-                    )
-        return net.take(index)
-
+    """The stdlib's loop body for a single address, statement for statement."""
+    af, socktype, proto, _canonname, sa = info
+    sock = None
     try:
-        while True:
-            now = clock()
-            for index, deadline in sorted(deadlines.items(), key=lambda item: item[1]):
-                if deadline <= now:
-                    del deadlines[index]
-                    net.discard(index)
-                    fail(index, TimeoutError("timed out"), now)
-            while next_index < count and now >= next_start:
-                index = latest = next_index
-                next_index += 1
-                next_start = now + stagger
-                try:
-                    connected, timeout = net.start(index, infos[index])
-                except OSError as exc:
-                    fail(index, exc, now)
-                    continue
-                if connected:
-                    return win(index)
-                deadlines[index] = math.inf if timeout is None else now + timeout
-            if not deadlines and next_index >= count:
-                break
-            wake = min(deadlines.values(), default=math.inf)
-            if next_index < count:
-                wake = min(wake, next_start)
-            ended = net.wait(None if wake == math.inf else max(wake - now, 0.0))
-            now = clock()
-            winners = []
-            for index, error in sorted(ended, key=lambda item: item[0]):
-                if error is None:
-                    winners.append(index)  # the earliest started of them wins
-                else:
-                    del deadlines[index]
-                    net.discard(index)
-                    fail(index, error, now)
-            if winners:
-                return win(winners[0])
-        failed = cast(list[OSError], errors)  # every attempt ended in failure: all set
-        if not all_errors:
-            raise failed[-1]
-        # A copy: the stdlib hands over the list it then clears, so its repr shows [].
-        raise ExceptionGroup("create_connection failed", list(failed))
+        sock = factory(af, socktype, proto)
+        if options:
+            for option in options:
+                sock.setsockopt(*option)
+        if timeout is not _GLOBAL_DEFAULT_TIMEOUT:
+            sock.settimeout(timeout)
+        if source_address:
+            sock.bind(source_address)
+        sock.connect(sa)
+    except OSError as exc:
+        if sock is not None:
+            sock.close()
+        error: OSError | None = exc
+    except BaseException:
+        if sock is not None:  # the stdlib leaks it here
+            sock.close()
+        raise
+    else:
+        if on_attempt_done is not None:
+            try:
+                on_attempt_done(info, None)
+            except BaseException:
+                sock.close()
+                raise
+        return sock
+    # Raised outside the except clause, as the stdlib does: no implicit __context__.
+    try:
+        assert error is not None
+        if on_attempt_done is not None:
+            on_attempt_done(info, error)
+        if all_errors:
+            raise ExceptionGroup("create_connection failed", [error])
+        raise error
     finally:
-        # The errors' tracebacks reference this frame: break the cycle, as the stdlib does.
-        errors.clear()
-        net.close()
+        error = None  # the traceback references this frame: break the cycle, as the stdlib does
 
 
-class _Sockets:
-    """Non-blocking connect attempts multiplexed on one selector; owns every socket it made."""
+def _open(
+    factory: SocketFactory,
+    info: AddrInfo,
+    timeout: Any,
+    source_address: Any,
+    options: Sequence[tuple[Any, ...]],
+) -> socket.socket:
+    """A socket for ``info``, set up as urllib3's loop (the stdlib's, plus options) does."""
+    sock = factory(info[0], info[1], info[2])
+    try:
+        for option in options:
+            sock.setsockopt(*option)
+        if timeout is not _GLOBAL_DEFAULT_TIMEOUT:
+            sock.settimeout(timeout)
+        if source_address:
+            sock.bind(source_address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _limits(timeout: Any, sock: socket.socket, now: float) -> tuple[Any, float, bool]:
+    """(the sockets' timeout, the call's deadline, whether to run the stdlib's plain loop).
+
+    The timeout is the one given, or the new socket's default. A socket that is
+    not a ``socket.socket`` (a mock), a timeout of 0 (non-blocking: every connect
+    fails at once) or one that is not a number mean the plain loop: no
+    deadline, no racing, not one call the stdlib would not make.
+    """
+    if not isinstance(sock, _SOCKET):
+        return None, math.inf, True
+    limit = timeout
+    if limit is _GLOBAL_DEFAULT_TIMEOUT or (
+        limit is not None and type(limit) is not float and type(limit) is not int
+    ):
+        limit = sock.gettimeout()  # the default timeout, or how the socket read the value
+    if limit is None:
+        return None, math.inf, False
+    if isinstance(limit, (int, float)) and limit > 0:
+        return limit, now + limit, False
+    return limit, math.inf, True
+
+
+def schedule(left: float, delay: float, following: int) -> tuple[float, float]:
+    """For an attempt starting now: (when the next may start, how long this one runs alone).
+
+    Seconds from now; ``left`` is the time to the call's deadline (inf: none),
+    ``following`` the number of addresses after this one. The next attempt is
+    due after ``delay`` (RFC 8305), or sooner under a deadline: once this
+    attempt has had its share of what is left, so that every address is tried
+    before the deadline (Go's ``net.Dialer`` divides the time left evenly among
+    the addresses left in the same way). With ``delay`` 0 attempts never
+    overlap, and the share is how long this one may take before it is given up,
+    never cut below ``SANE_MINIMUM`` unless less than that is left (Go's rule).
+    """
+    if following == 0:
+        return math.inf, left
+    share = left / (following + 1)
+    if delay == 0:
+        return math.inf, (share if share >= SANE_MINIMUM else min(left, SANE_MINIMUM))
+    pace = min(delay, share)
+    return pace, pace
+
+
+class _Race:
+    """One multi-address create_connection: its attempts, their sockets, the selector once needed.
+
+    Attempts are made in order. While none is in flight, the next is a blocking
+    ``connect()`` cut at :func:`schedule`'s time; one that times out still
+    connecting is *adopted*: watched by the selector while later attempts start
+    on non-blocking sockets. Owns every socket it made until one is handed out.
+    """
+
+    __slots__ = (
+        "_clock", "_count", "_delay", "_errors", "_factory", "_flying", "_infos", "_limit",
+        "_make_selector", "_options", "_report", "_selector", "_socks", "_source_address",
+        "_timeout", "_unstarted", "deadline", "latest", "next_start", "plain", "started",
+        "timed",
+    )  # fmt: skip
 
     def __init__(
         self,
+        infos: Sequence[AddrInfo],
         factory: SocketFactory,
         timeout: Any,
         source_address: Any,
         options: Sequence[tuple[Any, ...]],
+        delay: float,
+        report: OnAttemptDone | None,
+        make_selector: Callable[[], selectors.BaseSelector],
+        clock: Callable[[], float],
     ) -> None:
+        self._infos = infos  # interleaved when a second attempt starts: the first stays first
+        self._count = count = len(infos)
         self._factory = factory
         self._timeout = timeout
         self._source_address = source_address
         self._options = options
-        self._selector = _Selector()
-        self._socks: dict[int, socket.socket] = {}
-        self._timeouts: dict[int, float | None] = {}
-        self._waiting: set[int] = set()  # registered with the selector
+        self._delay = delay
+        self._report = report
+        self._make_selector = make_selector
+        self._clock = clock
+        self._errors: list[OSError | None] = [None] * count
+        self._socks: dict[int, socket.socket] = {}  # open attempts
+        self._flying: dict[int, None] = {}  # those in the selector, in start order
+        self._selector: selectors.BaseSelector | None = None
+        self._unstarted: dict[int, TimeoutError] = {}
+        self._limit: Any = None  # the sockets' timeout: what the winner gets back
+        self.deadline = math.inf
+        self.timed = False  # whether the deadline has been set (by the first socket made)
+        self.plain = False  # a timeout of 0 or not a number: the stdlib's loop, unchanged
+        self.started = 0  # attempts begun; the next one's index
+        self.next_start = -math.inf
+        self.latest = -1  # the attempt most recently begun: its failure starts the next
 
-    def start(self, index: int, info: AddrInfo) -> tuple[bool, float | None]:
-        af, socktype, proto, _canonname, sockaddr = info
-        sock = self._factory(af, socktype, proto)
-        self._socks[index] = sock
+    def limited(self, limit: Any, deadline: float, plain: bool) -> _Race:
+        """Take the limits the first socket set (see :func:`_limits`)."""
+        self._limit, self.deadline, self.plain, self.timed = limit, deadline, plain, True
+        return self
+
+    def after_first(
+        self, next_start: float, sock: socket.socket | None, error: OSError, adopt: bool
+    ) -> _Race:
+        """Take over from a first attempt that did not connect (see create_connection)."""
+        self.started, self.latest, self.next_start = 1, 0, next_start
+        if sock is not None:
+            self._socks[0] = sock
+            if adopt and self._adopt(0, sock, cast(TimeoutError, error)):
+                return self
+            self._drop(0)
+        self._fail(0, error, self._clock())
+        return self
+
+    def run(self, all_errors: bool) -> socket.socket:
+        """The winner's socket, or raise as the stdlib would; every other socket closed."""
+        clock = self._clock
+        count = self._count
+        flying = self._flying
         try:
-            # The stdlib's order: settimeout first, so a bad timeout raises before
-            # any bind or connect; then the options, which must precede bind.
-            if self._timeout is not _GLOBAL_DEFAULT_TIMEOUT:
-                sock.settimeout(self._timeout)
-            timeout = self._timeouts[index] = sock.gettimeout()
-            for option in self._options:
-                sock.setsockopt(*option)
-            if self._source_address:
-                sock.bind(self._source_address)
-            sock.setblocking(False)
-            err = sock.connect_ex(sockaddr)
-            if err == 0:
-                return True, timeout
-            # CPython's connect waits only when the socket has a non-zero timeout;
-            # with timeout 0 the EINPROGRESS itself is the error.
-            if err in _IN_PROGRESS and timeout != 0:
-                self._selector.register(sock, selectors.EVENT_WRITE, index)
-                self._waiting.add(index)
-                return False, timeout
-            raise OSError(err, os.strerror(err))
-        except BaseException:
-            self.discard(index)
-            raise
-
-    def wait(self, timeout: float | None) -> list[tuple[int, OSError | None]]:
-        ended: list[tuple[int, OSError | None]] = []
-        for key, _events in self._selector.select(timeout):
-            index: int = key.data
-            err = self._socks[index].getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            ended.append(
-                (index, None if err in (0, errno.EISCONN) else OSError(err, os.strerror(err)))
-            )
-        return ended
-
-    def discard(self, index: int) -> None:
-        sock = self._socks.pop(index, None)
-        if sock is None:
-            return
-        self._timeouts.pop(index, None)
-        try:
-            # Unregister before closing: afterwards the descriptor number may be reused.
-            if index in self._waiting:
-                self._waiting.discard(index)
-                self._selector.unregister(sock)
+            while True:
+                now = clock()
+                if flying and now >= self.deadline:
+                    for index in list(flying):
+                        self._drop(index)
+                        self._fail(index, TimeoutError("timed out"), now)
+                if (
+                    self.started < count
+                    and now < self.deadline
+                    and (not flying or now >= self.next_start)
+                ):
+                    won = self._attempt(now)
+                elif flying:
+                    won = self._wait(now)
+                else:
+                    break
+                if won is not None:
+                    return won
+            # Every attempt made ended in failure (those never begun have no error).
+            failed = cast(list[OSError], self._errors[: self.started])
+            if not all_errors:
+                raise failed[-1]
+            # A copy: the stdlib hands over the list it then clears, so its repr shows [].
+            raise ExceptionGroup("create_connection failed", list(failed))
         finally:
-            sock.close()
+            # The errors' tracebacks reference this frame: break the cycle, as the stdlib does.
+            self._errors.clear()
+            self._close()
 
-    def take(self, index: int) -> socket.socket:
+    def _attempt(self, now: float) -> socket.socket | None:
+        """Begin the next attempt; its socket if it connected at once."""
+        index = self.latest = self.started
+        self.started += 1
+        if index == 1:
+            self._infos = interleave(self._infos)
+        info = self._infos[index]
+        try:
+            sock = _open(self._factory, info, self._timeout, self._source_address, self._options)
+        except OSError as exc:
+            self._fail(index, exc, now)
+            return None
+        self._socks[index] = sock
+        if not self.timed:
+            self.limited(*_limits(self._timeout, sock, now))
+        pace, alone = schedule(self.deadline - now, self._delay, self._count - self.started)
+        self.next_start = now + pace
+        sockaddr = info[4]
+        if self._flying:  # racing: a non-blocking connect, watched by the selector
+            try:
+                sock.setblocking(False)
+                sock.connect(sockaddr)
+            except (BlockingIOError, InterruptedError):  # EINPROGRESS; EINTR carries on too
+                self._watch(index, sock)
+                return None
+            except OSError as exc:
+                self._drop(index)
+                self._fail(index, exc, now)
+                return None
+            return self._win(index, restore=True)
+        # Alone: as the first attempt in create_connection.
+        budget = None if self.plain or alone == math.inf else min(alone, MAX_WAIT)
+        try:
+            if budget is not None:
+                sock.settimeout(budget)
+            sock.connect(sockaddr)
+        except TimeoutError as exc:
+            cut = budget is not None and budget < self.deadline - now and self._delay > 0
+            if cut and self._adopt(index, sock, exc):
+                return None
+            self._drop(index)
+            self._fail(index, exc, self._clock())
+            return None
+        except OSError as exc:
+            self._drop(index)
+            self._fail(index, exc, self._clock())
+            return None
+        return self._win(index, restore=budget is not None)
+
+    def _adopt(self, index: int, sock: socket.socket, error: TimeoutError) -> bool:
+        """Keep waiting for a blocking connect that timed out; False if it cannot be watched."""
+        try:
+            fd = sock.fileno()
+        except Exception:  # a mock, or a class without descriptors: nothing to watch
+            return False
+        if not isinstance(fd, int) or fd < 0:
+            return False
+        self._watch(index, sock)
+        self._unstarted[index] = error
+        return True
+
+    def _watch(self, index: int, sock: socket.socket) -> None:
+        if self._selector is None:
+            self._selector = self._make_selector()
+        self._selector.register(sock, selectors.EVENT_WRITE, index)
+        self._flying[index] = None
+
+    def _wait(self, now: float) -> socket.socket | None:
+        """Wait for an attempt in flight to end, or the next to be due; the winner, if any."""
+        assert self._selector is not None
+        wake = self.deadline
+        if self.started < self._count:
+            wake = min(wake, self.next_start)
+        events = self._selector.select(min(max(wake - now, 0.0), MAX_WAIT))
+        now = self._clock()
+        winners = []
+        for index in sorted(key.data for key, _events in events):
+            error = self._outcome(index)
+            if error is None:
+                winners.append(index)  # the earliest begun of them wins
+            else:
+                self._drop(index)
+                self._fail(index, error, now)
+        return self._win(winners[0], restore=True) if winners else None
+
+    def _outcome(self, index: int) -> OSError | None:
+        """How a watched attempt that became writable ended: None if connected."""
         sock = self._socks[index]
-        if index in self._waiting:
-            self._waiting.discard(index)
-            self._selector.unregister(sock)
-        sock.settimeout(self._timeouts[index])  # the caller's mode, blocking included
-        del self._socks[index], self._timeouts[index]
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err not in (0, errno.EISCONN):
+            return OSError(err, os.strerror(err))  # the errno's subclass, as connect raises
+        try:
+            sock.getpeername()
+        except OSError:  # writable, no error, no peer: the connect never started
+            unstarted = self._unstarted.get(index)
+            return unstarted or OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
+        return None
+
+    def _fail(self, index: int, error: OSError, now: float) -> None:
+        self._errors[index] = error
+        if index == self.latest:
+            self.next_start = min(self.next_start, now)
+        if self._report is not None:
+            self._report(self._infos[index], error)
+
+    def _win(self, index: int, *, restore: bool) -> socket.socket:
+        report = self._report
+        if report is not None:
+            report(self._infos[index], None)
+        for loser in list(self._flying):
+            if loser != index:
+                self._drop(loser)
+                if loser < index and report is not None:
+                    # Begun earlier and still not connected when a later attempt (at
+                    # least a pace later) won: as good as a timeout for ordering next
+                    # time. That is how a black-holed address ends up last.
+                    report(self._infos[loser], TimeoutError("lost the race"))
+        sock = self._forget(index)
+        if restore:
+            try:
+                sock.settimeout(self._limit)  # the caller's mode, blocking included
+            except BaseException:
+                sock.close()
+                raise
         return sock
 
-    def close(self) -> None:
+    def _forget(self, index: int) -> socket.socket:
+        """Stop owning attempt ``index``'s socket (unwatched first: its number may be reused)."""
+        sock = self._socks.pop(index)
+        if index in self._flying:
+            del self._flying[index]
+            self._unstarted.pop(index, None)
+            assert self._selector is not None
+            self._selector.unregister(sock)
+        return sock
+
+    def _drop(self, index: int) -> None:
+        """Close attempt ``index`` (failed, timed out or lost)."""
+        sock = self._socks.get(index)
+        if sock is not None:
+            try:
+                self._forget(index)
+            finally:
+                sock.close()
+
+    def _close(self) -> None:
         """Close every socket not handed out, then the selector. Idempotent."""
         try:
             for index in list(self._socks):
-                self.discard(index)
+                self._drop(index)
         finally:
-            self._selector.close()
+            if self._selector is not None:
+                self._selector.close()
+                self._selector = None

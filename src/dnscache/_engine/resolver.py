@@ -18,7 +18,6 @@ with the C codec, not the subclass's ``encode``.
 from __future__ import annotations
 
 import atexit
-import errno
 import logging
 import math
 import os
@@ -31,6 +30,7 @@ from typing import Any
 
 from .._cache.store import Entry, EntryKey, Flight, RawKey, Store, View
 from .._connect import happy_eyeballs as _connect
+from .._connect.connector import Connector, make_create_connection
 from .._connect.health import AddressHealth, order_addrinfos, order_expires_at
 from .._core import addrinfo as ai
 from .._core.config import Config, make_config
@@ -112,41 +112,6 @@ def _addresses_for(ips: Any, family: int, flags: int) -> list[ai.Address]:
             v6 += [(inet6, (f"::ffff:{a[1][0]}", 0, 0, 0)) for a in both if a[0] == inet]
         return v6
     return both
-
-
-def _health_name(host: Any) -> str:
-    """The name address health is kept under: as the cache key, without the final dot."""
-    try:
-        return bare(encode_host(host)).decode("ascii", "replace")
-    except (TypeError, UnicodeError):
-        return ""
-
-
-# Connect errors that say something about the destination address. Others
-# (EMFILE, EADDRINUSE from source_address, EAFNOSUPPORT...) are ours, not its.
-_ADDRESS_FAULTS = frozenset(
-    {
-        errno.ECONNREFUSED,
-        errno.ETIMEDOUT,
-        errno.EHOSTUNREACH,
-        errno.ENETUNREACH,
-        errno.ECONNRESET,
-        errno.ECONNABORTED,
-        errno.EHOSTDOWN,
-        errno.ENETDOWN,
-    }
-)
-
-
-def _is_address_fault(error: BaseException) -> bool:
-    return isinstance(error, TimeoutError) or (
-        isinstance(error, OSError) and error.errno in _ADDRESS_FAULTS
-    )
-
-
-def _new_socket(family: int, type: int, proto: int) -> socket.socket:
-    """socket.socket looked up per call, so gevent/eventlet patching after import applies."""
-    return socket.socket(family, type, proto)
 
 
 def _outcome(entry: Entry | None) -> str:
@@ -235,7 +200,17 @@ class Resolver:
         if self._tracer is not None:
             self.getaddrinfo = _trace.traced_getaddrinfo(self.getaddrinfo, self)
         self._peek = self._hit_path(lambda *args: None)
-        self.create_connection = self._make_create_connection()
+        self.connector = Connector(
+            self.getaddrinfo,
+            self._health,
+            original=self._original,
+            delay=self.config.happy_eyeballs_delay,
+            on_health_changed=self._health_changed,
+            on_connected=self._persist.record_connected if self._persist is not None else None,
+        )
+        self.create_connection = make_create_connection(
+            self.connector, get_original("create_connection")
+        )
 
     # --- the hit path ---
 
@@ -289,25 +264,6 @@ class Resolver:
         """
         return self._peek(host, port, family, type, proto, flags)  # type: ignore[no-any-return]
 
-    def _make_create_connection(self) -> Callable[..., socket.socket]:
-        connect = self.connect
-
-        def create_connection(
-            address: tuple[Any, Any],
-            timeout: Any = _connect._GLOBAL_DEFAULT_TIMEOUT,
-            source_address: Any = None,
-            *,
-            all_errors: bool = False,
-        ) -> socket.socket:
-            host, port = address
-            return connect(host, port, timeout, source_address, all_errors=all_errors)
-
-        create_connection.__name__ = create_connection.__qualname__ = "create_connection"
-        create_connection.__doc__ = socket.create_connection.__doc__
-        create_connection.__wrapped__ = get_original("create_connection")  # type: ignore[attr-defined]
-        create_connection.__dnscache__ = True  # type: ignore[attr-defined]
-        return create_connection
-
     def connect(
         self,
         host: Any,
@@ -319,48 +275,24 @@ class Resolver:
         all_errors: bool = False,
         socket_options: Any = None,
     ) -> socket.socket:
-        """Resolve ``host`` through the cache and connect with Happy Eyeballs (RFC 8305).
-
-        Each attempt's outcome is remembered per address, so an address that just
-        failed is tried last next time, here and in what getaddrinfo returns.
-        """
-        infos = self.getaddrinfo(host, port, family, socket.SOCK_STREAM)
-        name = _health_name(host)
-
-        def attempt_done(address: tuple[int, Any], error: BaseException | None) -> None:
-            try:
-                self._record_attempt(name, str(address[1][0]), error)
-            except Exception:  # bookkeeping must never break a connect
-                log.debug("dnscache: could not record a connect outcome", exc_info=True)
-
-        return _connect.create_connection(
-            infos,  # already in health order: cached results are rebuilt when health changes
+        """Resolve ``host`` through the cache and connect with Happy Eyeballs (RFC 8305)."""
+        return self.connector.connect(
+            host,
+            port,
             timeout,
             source_address,
+            family=family,
             all_errors=all_errors,
-            delay=self.config.happy_eyeballs_delay,
             socket_options=socket_options,
-            on_attempt_done=attempt_done if name else None,
-            socket_factory=_new_socket,
         )
 
-    def _record_attempt(self, name: str, ip: str, error: BaseException | None) -> None:
-        """Remember a connect outcome; a change in order rebuilds the host's cached results."""
-        if error is not None and not _is_address_fault(error):
-            return  # EMFILE, a bad source_address...: not the destination's fault
-        if error is None and self._persist is not None:
-            self._persist.record_connected(name, ip)
-        health = self._health
-        before = health.version
-        health.record(name, ip, error is None)
-        if health.version != before:
-            if error is not None:
-                log.debug("dnscache: connect to %s (%s) failed: %s", ip, name, error)
-            store = self._store
-            with store.lock:
-                for entry in store:
-                    if entry.host == name:
-                        store.drop_views(entry)
+    def _health_changed(self, host: str) -> None:
+        """A connect outcome may have changed ``host``'s order: rebuild its cached results."""
+        store = self._store
+        with store.lock:
+            for entry in store:
+                if entry.host == host:
+                    store.drop_views(entry)
 
     # --- everything else ---
 
