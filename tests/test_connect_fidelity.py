@@ -26,6 +26,8 @@ from unittest import mock
 
 import pytest
 import urllib3.util.connection as uc
+from hypothesis import given
+from hypothesis import strategies as st
 
 import dnscache
 import loopback
@@ -348,3 +350,38 @@ def test_the_replacement_says_what_it_replaced() -> None:
     assert replacement.__dnscache__ is True  # type: ignore[attr-defined]
     assert replacement.__name__ == "create_connection"
     assert replacement.__doc__ == ORIGINAL_CREATE_CONNECTION.__doc__
+
+
+def test_record_says_whether_that_hosts_order_may_have_changed() -> None:
+    health = AddressHealth()
+    assert health.record("h", LIVE, False, now=1.0)  # a failure always may
+    assert health.record("h", LIVE, True, now=2.0)  # LIVE now goes first
+    assert not health.record("h", LIVE, True, now=3.0)  # still first
+    assert not health.record_success("h", LIVE, now=4.0)
+    assert health.record_success("h", LIVE2, now=5.0)  # LIVE2 takes over
+    health.forget_missing("h", [LIVE])  # LIVE2 left the answer: LIVE is first again
+    assert not health.record_success("h", LIVE, now=6.0)
+    assert health.record_success("other", LIVE, now=6.0)  # per host
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([LIVE, LIVE2, REFUSING]), st.booleans(), st.integers(0, 3)),
+        max_size=40,
+    )
+)
+def test_skipping_the_first_addresses_success_never_changes_an_order(
+    events: list[tuple[str, bool, int]],
+) -> None:
+    exact, fast = AddressHealth(), AddressHealth()
+    now = 0.0
+    for ip, ok, step in events:
+        now += step  # ties (step 0) included
+        exact.record("h", ip, ok, now=now)
+        if ok:
+            fast.record_success("h", ip, now=now)
+        else:
+            fast.record("h", ip, False, now=now)
+        for later in (now, now + 5, now + 50):
+            ips = [REFUSING, LIVE, LIVE2]
+            assert fast.order("h", ips, 10.0, now=later) == exact.order("h", ips, 10.0, now=later)

@@ -81,7 +81,7 @@ class Race:
     """One multi-address create_connection: its attempts, their sockets, the selector once needed.
 
     Attempts are made in order. While none is in flight, the next is a blocking
-    ``connect()`` cut at :func:`schedule`'s time; one that times out still
+    ``connect()`` cut at ``pacing.schedule``'s time; one that times out still
     connecting is *adopted*: watched by the selector while later attempts start
     on non-blocking sockets. Owns every socket it made until one is handed out.
     """
@@ -123,7 +123,7 @@ class Race:
         self._limit: Any = None  # the sockets' timeout: what the winner gets back
         self.deadline = math.inf
         self.timed = False  # whether the deadline has been set (by the first socket made)
-        self.plain = False  # a timeout of 0 or not a number: the stdlib's loop, unchanged
+        self.plain = False  # a mock, or a timeout of 0: the stdlib's loop, unchanged
         self.started = 0  # attempts begun; the next one's index
         self.next_start = -math.inf
         self.latest = -1  # the attempt most recently begun: its failure starts the next
@@ -138,12 +138,16 @@ class Race:
     ) -> Race:
         """Take over from a first attempt that did not connect (see create_connection)."""
         self.started, self.latest, self.next_start = 1, 0, next_start
-        if sock is not None:
-            self._socks[0] = sock
-            if adopt and self._adopt(0, sock, cast(TimeoutError, error)):
-                return self
-            self._drop(0)
-        self._fail(0, error, self._clock())
+        try:
+            if sock is not None:
+                self._socks[0] = sock
+                if adopt and self._adopt(0, sock, cast(TimeoutError, error)):
+                    return self
+                self._drop(0)
+            self._fail(0, error, self._clock())
+        except BaseException:
+            self._close()
+            raise
         return self
 
     def run(self, all_errors: bool) -> socket.socket:
