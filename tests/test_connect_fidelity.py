@@ -244,6 +244,20 @@ def test_a_huge_delay_does_not_crash(net: Net, ips: list[str]) -> None:
 # --- bookkeeping: per host, no lock on the common path, no logging (items 11, r6) ------------
 
 
+@contextlib.contextmanager
+def root_logging(handler: logging.Handler) -> Iterator[None]:
+    root = logging.getLogger()
+    level, handlers = root.level, root.handlers[:]
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        handler.close()
+
+
 def test_an_outcome_is_reported_for_its_host_only(net: Net) -> None:
     changed: list[str] = []
     connected: list[tuple[str, str]] = []
@@ -254,14 +268,24 @@ def test_an_outcome_is_reported_for_its_host_only(net: Net) -> None:
         return [i for ip in ips for i in socket.getaddrinfo(ip, port, family, type)]
 
     health = AddressHealth()
+
+    def health_changed(host: str) -> None:
+        assert not health._lock.locked()  # callbacks run with nothing held
+        changed.append(host)
+
     connector = Connector(
         getaddrinfo,
         health,
         original=socket.getaddrinfo,
-        on_health_changed=changed.append,
+        on_health_changed=health_changed,
         on_connected=lambda host, ip: connected.append((host, ip)),
     )
-    connector.connect("A.TEST.", net.port, 2).close()
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append  # type: ignore[method-assign]
+    with root_logging(handler):
+        connector.connect("A.TEST.", net.port, 2).close()
+    assert records == []  # a connect logs nothing (it may be a logging handler's own)
     # The refusal, then the success of an address that did not go first yet.
     assert changed == ["a.test", "a.test"]
     assert connected == [("a.test", LIVE)]
@@ -301,20 +325,6 @@ def test_bookkeeping_never_breaks_a_connect(net: Net) -> None:
     )
     with connector.connect("svc.test", net.port, 2) as sock:
         assert sock.getpeername() == (LIVE, net.port)
-
-
-@contextlib.contextmanager
-def root_logging(handler: logging.Handler) -> Iterator[None]:
-    root = logging.getLogger()
-    level, handlers = root.level, root.handlers[:]
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG)
-    try:
-        yield
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-        handler.close()
 
 
 def test_a_socket_handler_to_a_dead_port_connects_once(net: Net) -> None:
