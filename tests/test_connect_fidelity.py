@@ -376,7 +376,7 @@ def test_record_says_whether_that_hosts_order_may_have_changed() -> None:
 
 @given(
     st.lists(
-        st.tuples(st.sampled_from([LIVE, LIVE2, REFUSING]), st.booleans(), st.integers(0, 3)),
+        st.tuples(st.sampled_from([LIVE, LIVE2, REFUSING]), st.booleans(), st.integers(1, 3)),
         max_size=40,
     )
 )
@@ -386,7 +386,7 @@ def test_skipping_the_first_addresses_success_never_changes_an_order(
     exact, fast = AddressHealth(), AddressHealth()
     now = 0.0
     for ip, ok, step in events:
-        now += step  # ties (step 0) included
+        now += step  # distinct times: a tie is the documented exception (below)
         exact.record("h", ip, ok, now=now)
         if ok:
             fast.record_success("h", ip, now=now)
@@ -395,3 +395,16 @@ def test_skipping_the_first_addresses_success_never_changes_an_order(
         for later in (now, now + 5, now + 50):
             ips = [REFUSING, LIVE, LIVE2]
             assert fast.order("h", ips, 10.0, now=later) == exact.order("h", ips, 10.0, now=later)
+
+
+def test_a_tie_with_a_skipped_success_goes_to_the_address_just_connected() -> None:
+    exact, fast = AddressHealth(), AddressHealth()
+    for health in (exact, fast):
+        health.record("h", REFUSING, True, now=0.0)
+    exact.record("h", REFUSING, True, now=1.0)
+    assert not fast.record_success("h", REFUSING, now=1.0)  # skipped: it goes first already
+    for health in (exact, fast):
+        health.record("h", LIVE, True, now=1.0)  # another success at the same instant
+    ips = [REFUSING, LIVE]
+    assert exact.order("h", ips, 10.0, now=1.0) == [REFUSING, LIVE]  # the resolver's order
+    assert fast.order("h", ips, 10.0, now=1.0) == [LIVE, REFUSING]  # the one just recorded

@@ -245,9 +245,14 @@ class AddressHealth:
     def record_success(self, host: str, ip: str, now: float | None = None) -> bool:
         """:meth:`record` of a success; without the lock when ``ip`` already goes first.
 
-        Skipping the new time is exact for ordering: while ``ip`` goes first its
+        Skipping the new time keeps every ordering: while ``ip`` goes first its
         success is the latest of the host's, and any other address's success or
-        any failure takes the locked path and is compared with it.
+        any failure takes the locked path and is compared with it. The one
+        exception is a tie, another address succeeding at the very clock reading
+        of a skipped success: the other address then goes first, where with
+        both times recorded the resolver's order would break the tie. With a
+        nanosecond monotonic clock that takes two connects ending at once, and
+        either choice is a fair one.
         """
         if self._first.get(host) == ip:
             return False
