@@ -54,7 +54,7 @@ import _report
 from bench_hit import quartiles
 
 import dnscache
-from dnscache import _connect
+from dnscache._connect import happy_eyeballs as _connect
 
 BLACKHOLE, LIVE, LIVE2 = "127.0.0.3", "127.0.0.4", "127.0.0.5"
 NAME = "bh.test"

@@ -347,7 +347,8 @@ def test_after_a_failure_penalty_the_host_returns_to_the_lock_free_hit(
         dead = [info for info in first if info[4][0] == "127.0.0.2"]
         with socket.create_connection(("127.0.0.1", port)):
             pass
-        r._connecting._record(b"two.test", "127.0.0.2", ConnectionRefusedError(111, "refused"))
+        refused = ConnectionRefusedError(111, "refused")
+        r.connector._attempt_done("two.test", dead[0], refused)
         assert r.peek("two.test", port, V4, STREAM) is None  # must be rebuilt first
         ordered = r.getaddrinfo("two.test", port, V4, STREAM)
         assert ordered[-1] == dead[0]
@@ -369,7 +370,8 @@ def test_a_connect_outcome_touches_only_its_hosts_views(make: Callable[..., Reso
         raise AssertionError("a connect outcome walked the whole store")
 
     r._store.__class__ = type("NoWalk", (r._store.__class__,), {"__iter__": no_walk})
-    r._connecting._record(b"h5.test", "127.0.0.1", ConnectionRefusedError(111, "refused"))
+    info = (socket.AF_INET, STREAM, 6, "", ("127.0.0.1", 80))
+    r.connector._attempt_done("h5.test", info, ConnectionRefusedError(111, "refused"))
     after = r._store.front
     assert [k for k in before if k not in after] == [("h5.test", str, 80, int, 2, 1, 0, 0)]
     assert all(after[k] is v for k, v in before.items() if k[0] != "h5.test")

@@ -1,7 +1,11 @@
 """Replacements for functions outside ``socket``: asyncio's and urllib3's.
 
 Each factory takes the Resolver and returns the function ``_patch`` installs.
-They keep the replaced function's signature and meaning exactly.
+They keep the replaced function's signature and meaning exactly, and, like
+``socket.create_connection``'s replacement (``_connect.connector``), they use
+the cache only while ``socket.getaddrinfo`` is the cache's own function: if a
+mock, a tracer or gevent replaced it after us, they call the function they
+replaced, which looks ``socket.getaddrinfo`` up at call time as it always did.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ def asyncio_getaddrinfo(resolver: Resolver) -> Any:
 
     original = asyncio.base_events.BaseEventLoop.getaddrinfo
     peek = resolver.peek
+    ours = resolver.getaddrinfo
 
     async def getaddrinfo(
         self: Any,
@@ -37,7 +42,9 @@ def asyncio_getaddrinfo(resolver: Resolver) -> Any:
         proto: Any = 0,
         flags: Any = 0,
     ) -> Any:
-        if not self._debug:  # debug mode logs each call's duration: keep its path
+        # Debug mode logs each call's duration: keep its path. A socket.getaddrinfo
+        # that is not ours (a mock) must be the one asked, in the executor.
+        if not self._debug and socket.getaddrinfo is ours:
             result = peek(host, port, family, type, proto, flags)
             if result is not None:
                 return result
@@ -56,13 +63,14 @@ def urllib3_create_connection(resolver: Resolver) -> Any:
     connect loop and never calls ``socket.create_connection``. We keep its
     preamble exactly (IPv6 brackets, ``allowed_gai_family``, the IDNA check that
     raises ``LocationParseError``) and its ``socket_options``, applied to every
-    attempt.
+    attempt, before its timeout, as urllib3 does.
     """
     import urllib3.util.connection as uc
     from urllib3.exceptions import LocationParseError
     from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
     original = uc.create_connection
+    connector = resolver.connector
 
     def create_connection(
         address: tuple[str, int],
@@ -70,6 +78,8 @@ def urllib3_create_connection(resolver: Resolver) -> Any:
         source_address: tuple[str, int] | None = None,
         socket_options: Any = None,
     ) -> socket.socket:
+        if not connector.resolves_here():
+            return original(address, timeout, source_address, socket_options)
         host, port = address
         if host.startswith("["):
             host = host.strip("[]")
@@ -83,7 +93,7 @@ def urllib3_create_connection(resolver: Resolver) -> Any:
             if timeout is _DEFAULT_TIMEOUT
             else timeout
         )
-        return resolver.connect(
+        return connector.connect(
             host,
             port,
             stdlib_timeout,

@@ -23,9 +23,19 @@ resolver's place; the record stays so that callers can still see it.
 The ordering is a pure function of the records and ``now``
 (:func:`order_by_health`, :func:`order_addrinfos`, :func:`order_addresses`),
 and :class:`AddressHealth` is the bounded, thread-safe store of the records.
-Its ``version`` increases whenever a change may alter an ordering, so a cache
-of ordered results can be kept until either the version changes or the time
-from :func:`order_expires_at` (when a penalty runs out) comes.
+``record`` says whether the change may alter *that host's* ordering, so a
+cache of ordered results rebuilds only that host's results (it needs an index
+by host for that: walking every entry per connect outcome was the cost of issue
+11 item 11), and keeps them until the time from :func:`order_expires_at` (when
+a penalty runs out) comes. ``version`` increases on every such change, for
+callers that cache across hosts.
+
+Each event costs O(1) plus a pass over that host's own addresses (at most
+``DEFAULT_MAX_ADDRESSES``), under one lock that is never held while calling
+anything outside this module (no logging, no callbacks): callers act on the
+answer after the lock is released. The common event, a connect succeeding to
+the address that already goes first, changes nothing and costs one dict read
+without the lock (:meth:`AddressHealth.record_success`).
 """
 
 from __future__ import annotations
@@ -188,6 +198,9 @@ class AddressHealth:
         self._lock = threading.Lock()
         # host -> ip -> Record; both levels in least-recently-used-first order.
         self._hosts: OrderedDict[str, dict[str, Record]] = OrderedDict()
+        # host -> the address that goes first (_preferred), for hosts that have one;
+        # written under the lock, read without it by record_success.
+        self._first: dict[str, str] = {}
         self._version = 0
 
     @property
@@ -195,8 +208,13 @@ class AddressHealth:
         """Increases whenever a change may alter some ordering; read without the lock."""
         return self._version
 
-    def record(self, host: str, ip: str, ok: bool, now: float | None = None) -> None:
-        """Note a successful (``ok``) or failed connect to ``ip`` of ``host``."""
+    def record(self, host: str, ip: str, ok: bool, now: float | None = None) -> bool:
+        """Note a successful (``ok``) or failed connect to ``ip`` of ``host``.
+
+        True if ``host``'s ordering may have changed. A host evicted to make room
+        loses its records without being reported: its cached orders were made from
+        what it knew, which stays a fair guess until they expire.
+        """
         if now is None:
             now = self._clock()
         with self._lock:
@@ -204,24 +222,48 @@ class AddressHealth:
             if addresses is None:
                 addresses = self._hosts[host] = {}
                 while len(self._hosts) > self._max_hosts:
-                    self._hosts.popitem(last=False)
+                    evicted, _ = self._hosts.popitem(last=False)
+                    self._first.pop(evicted, None)
                     self._version += 1
             else:
                 self._hosts.move_to_end(host)
             old = addresses.get(ip)
-            if ok:
-                # Re-recording the address that already goes first changes no order.
-                if old is None or _preferred(addresses) != ip:
-                    self._version += 1
-                new = Record(last_success=now)
-            else:
-                self._version += 1
-                new = Record(old.last_success if old else None, now)
+            # Re-recording the address that already goes first changes no order.
+            changed = not ok or old is None or self._first.get(host) != ip
+            new = Record(now) if ok else Record(old.last_success if old else None, now)
             addresses.pop(ip, None)
             addresses[ip] = new  # at the end: most recently used
             while len(addresses) > self._max_addresses:
                 del addresses[next(iter(addresses))]
                 self._version += 1
+                changed = True
+            if changed:
+                self._version += 1
+                self._set_first(host, addresses)
+            return changed
+
+    def record_success(self, host: str, ip: str, now: float | None = None) -> bool:
+        """:meth:`record` of a success; without the lock when ``ip`` already goes first.
+
+        Skipping the new time keeps every ordering: while ``ip`` goes first its
+        success is the latest of the host's, and any other address's success or
+        any failure takes the locked path and is compared with it. The one
+        exception is a tie, another address succeeding at the very clock reading
+        of a skipped success: the other address then goes first, where with
+        both times recorded the resolver's order would break the tie. With a
+        nanosecond monotonic clock that takes two connects ending at once, and
+        either choice is a fair one.
+        """
+        if self._first.get(host) == ip:
+            return False
+        return self.record(host, ip, True, now)
+
+    def _set_first(self, host: str, addresses: Mapping[str, Record]) -> None:
+        first = _preferred(addresses)
+        if first is None:
+            self._first.pop(host, None)
+        else:
+            self._first[host] = first
 
     def records(self, host: str) -> dict[str, Record]:
         """A copy of ``host``'s records (empty if none); counts as a use for the LRU."""
@@ -258,6 +300,7 @@ class AddressHealth:
                 del self._hosts[host]
             if gone:
                 self._version += 1
+                self._set_first(host, addresses)
 
     def forget(self, host: str | None = None) -> None:
         """Drop ``host``'s records, or everything when None."""
@@ -265,8 +308,10 @@ class AddressHealth:
             if host is None:
                 changed = bool(self._hosts)
                 self._hosts.clear()
+                self._first.clear()
             else:
                 changed = self._hosts.pop(host, None) is not None
+                self._first.pop(host, None)
             if changed:
                 self._version += 1
 

@@ -24,6 +24,7 @@ from typing import Any
 from .._cache.entries import Entry
 from .._cache.store import Store
 from .._connect import happy_eyeballs
+from .._connect.connector import Connector, health_name, make_create_connection
 from .._connect.health import AddressHealth, Record
 from .._core import addrinfo as ai
 from .._core.config import Config, make_config
@@ -34,10 +35,9 @@ from .._sources.originals import get_original
 from .._sources.sysfiles import SystemFiles
 from .._sources.system import SystemBackend
 from .._sources.ttl import TtlLearner
-from . import answers, lifecycle, trace
+from . import lifecycle, trace
 from .background import Background
 from .calls import Calls
-from .connecting import Connecting, health_key
 from .hitpath import make_hit_path
 from .lookup import Lookups
 from .persisted import Persisted
@@ -112,8 +112,17 @@ class Resolver:
         if self._tracer is not None:
             self.getaddrinfo = trace.traced_getaddrinfo(self.getaddrinfo, self._counters)
         self._peek = make_hit_path(self._store, clock, self._counters, _no_answer)
-        self._connecting = Connecting(self, self._health, self._store, self._persisted)
-        self.create_connection = self._connecting.make_create_connection()
+        self.connector = Connector(
+            self.getaddrinfo,  # exactly the function installed as socket.getaddrinfo
+            self._health,
+            original=self._original,
+            delay=config.happy_eyeballs_delay,
+            on_health_changed=self._health_changed,
+            on_connected=self._connected,
+        )
+        self.create_connection = make_create_connection(
+            self.connector, get_original("create_connection")
+        )
         lifecycle.track(self)
 
     def _make_backend(self) -> Backend:
@@ -158,7 +167,7 @@ class Resolver:
         Each attempt's outcome is remembered per address, so an address that just
         failed is tried last next time, here and in what getaddrinfo returns.
         """
-        return self._connecting.connect(
+        return self.connector.connect(
             host,
             port,
             timeout,
@@ -195,8 +204,20 @@ class Resolver:
         Each ``Record`` has ``last_success`` and ``last_failure`` (None for never);
         ``dnscache dump`` shows it. Empty for a host never connected to.
         """
-        key = health_key(host)
-        return {} if key is None else self._health.records(answers.text(key))
+        name = health_name(host)
+        return {} if name is None else self._health.records(name)
+
+    # --- connect outcomes (called by the connector, with no lock held) ---
+
+    def _health_changed(self, name: str) -> None:
+        """``name``'s address order may have changed: re-publish that host's views only."""
+        store = self._store
+        with store.lock:
+            for entry in store.of_host(name.encode("ascii", "surrogateescape")):
+                store.drop_views(entry)
+
+    def _connected(self, name: str, ip: str) -> None:
+        self._persisted.connected(name.encode("ascii", "surrogateescape"), ip)
 
     def entries(self) -> Iterator[Entry]:
         """A snapshot of what is cached, one object per (host, family, flags).
