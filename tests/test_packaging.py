@@ -29,8 +29,14 @@ def test_the_version_has_one_source() -> None:
     assert "version" not in project and "version" in project["dynamic"]
     assert importlib.metadata.version("pydnscache") == dnscache.__version__
     # hatch reads it with a regex, without importing dnscache: it must stay a plain literal.
-    init = (ROOT / "src" / "dnscache" / "__init__.py").read_text(encoding="utf-8")
-    assert re.search(r'^__version__ = "[0-9][^"]*"$', init, re.M)
+    source = (ROOT / "src" / "dnscache" / "_core" / "version.py").read_text(encoding="utf-8")
+    assert re.search(r'^__version__ = "[0-9][^"]*"$', source, re.M)
+    assert (
+        tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["hatch"][
+            "version"
+        ]["path"]
+        == "src/dnscache/_core/version.py"
+    )
 
 
 @pytest.mark.parametrize(

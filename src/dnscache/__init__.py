@@ -33,12 +33,12 @@ if TYPE_CHECKING:
     from ._activation.patch import active_resolver, install, is_installed, patched, uninstall
     from ._activation.startup import activate
     from ._core.config import Config, ConfigWarning
+    from ._core.version import __version__ as __version__
     from ._engine.resolver import Resolver, Stats
     from ._sources.originals import get_original
     from ._tools.prometheus import DnscacheCollector
     from ._tools.prometheus import register as register_prometheus
 
-__version__ = "0.1.0"
 
 __all__ = [
     "Config",
@@ -71,6 +71,7 @@ _LAZY = {
     "patched": ("._activation.patch", "patched"),
     "register_prometheus": ("._tools.prometheus", "register"),
     "uninstall": ("._activation.patch", "uninstall"),
+    "__version__": ("._core.version", "__version__"),  # the one source (read by hatch too)
 }
 
 
@@ -87,4 +88,4 @@ if not TYPE_CHECKING:  # type checkers see the imports above, and no catch-all
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return sorted({*globals(), *__all__, "__version__"})

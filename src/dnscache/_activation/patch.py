@@ -28,7 +28,7 @@ from typing import Any, TypeVar, Unpack
 
 from .._core.config import Config, Options, check_options, make_config
 from .._engine.resolver import Resolver
-from . import postimport, startup
+from . import pending, postimport
 from .targets import TARGETS, Target
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -163,7 +163,7 @@ def install(config: Config | None = None, **options: Unpack[Options]) -> Resolve
     and nothing changes.
     """
     check_options(options, "install()")
-    startup.settle()
+    pending.settle()
     wanted = None if config is None and not options else make_config(config, options)
     with _lock:
         layer = next((layer for layer in _layers if layer.installed_by == "install"), None)
@@ -240,7 +240,7 @@ def _wrapped_since(target: Target) -> str:
 
 def uninstall() -> None:
     """Restore what install() replaced and stop its background work. Harmless if not installed."""
-    startup.settle()
+    pending.settle()
     with _lock:
         layer = next((layer for layer in _layers if layer.installed_by == "install"), None)
     if layer is not None:
@@ -252,13 +252,13 @@ def uninstall() -> None:
 
 def is_installed() -> bool:
     """True while a dnscache layer (install() or a patched() block) is active."""
-    startup.settle()
+    pending.settle()
     return bool(_layers)
 
 
 def active_resolver() -> Resolver | None:
     """The Resolver answering socket.getaddrinfo now, if any."""
-    startup.settle()
+    pending.settle()
     with _lock:
         return _layers[-1].resolver if _layers else None
 
@@ -277,7 +277,7 @@ class patched:
         self._layers: list[_Layer] = []
 
     def __enter__(self) -> Resolver:
-        startup.settle()
+        pending.settle()
         layer = _push(Resolver(self.config), "patched")
         self._layers.append(layer)
         return layer.resolver

@@ -31,7 +31,7 @@ import _thread
 import os
 import sys
 
-from . import postimport
+from . import pending, postimport
 from .targets import MODULES
 
 TYPE_CHECKING = False  # typing itself costs a millisecond at start-up
@@ -103,6 +103,7 @@ def activate(environ: Mapping[str, str] | None = None) -> Resolver | None:
             return None
         if environ is None and not _can_install_now():
             _state = "waiting"
+            pending.wait_with(settle)
             for name in (*MODULES, "dnscache.*"):
                 postimport.when_imported(name, _on_import)
             return None

@@ -35,7 +35,7 @@ def get_tracer(enabled: bool) -> Any:
             _warned = True
             log.warning("trace=True but opentelemetry-api is not installed; no spans")
         return None
-    from .. import __version__
+    from .._core.version import __version__
 
     return trace.get_tracer("dnscache", __version__)
 

@@ -8,10 +8,17 @@ knows it, the record TTL) or raises ``socket.gaierror`` exactly as the system's
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from typing import Protocol
 
 from .._core.addrinfo import Address
+
+# The gaierrors a backend raises as glibc would, with glibc's messages.
+_EAI_NODATA = getattr(socket, "EAI_NODATA", socket.EAI_NONAME)
+NONAME = (socket.EAI_NONAME, "Name or service not known")
+NODATA = (_EAI_NODATA, "No address associated with hostname")
+AGAIN = (socket.EAI_AGAIN, "Temporary failure in name resolution")
 
 
 @dataclass(frozen=True, slots=True)

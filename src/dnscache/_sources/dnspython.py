@@ -11,7 +11,6 @@ transports) is described in :mod:`.stub`.
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import warnings
 from collections.abc import Callable, Sequence
@@ -26,11 +25,6 @@ if TYPE_CHECKING:
 # A cold miss must get at least this long, even with resolve_timeout=0 (which
 # means "never wait when a stale answer exists", not "never wait at all").
 MIN_LIFETIME = 0.5
-
-_EAI_NODATA = getattr(socket, "EAI_NODATA", socket.EAI_NONAME)
-NONAME = (socket.EAI_NONAME, "Name or service not known")
-NODATA = (_EAI_NODATA, "No address associated with hostname")
-AGAIN = (socket.EAI_AGAIN, "Temporary failure in name resolution")
 
 
 def lifetime_for(resolve_timeout: float) -> float:

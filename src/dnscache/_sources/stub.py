@@ -50,8 +50,7 @@ import dns.resolver
 from .._core.addrinfo import Address
 from .._core.config import ConfigWarning, Nameserver, env_name, parse_nameserver
 from . import rfc6724
-from .answer import Answer, Backend
-from .dnspython import AGAIN, NODATA, NONAME
+from .answer import AGAIN, NODATA, NONAME, Answer, Backend
 from .transports import Interrupted, OpenSockets, Query, UdpServer, is_failure, tls_context
 
 # glibc's default number of rounds over the nameservers (resolv.conf `attempts`).

@@ -47,7 +47,7 @@ COMMANDS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ... import __version__
+    from ..._core.version import __version__
 
     parser = Parser(
         prog=PROG,
