@@ -49,6 +49,7 @@ def test_every_option_is_accepted_at_run_time() -> None:
     [
         (lambda: dnscache.install(ttll=30), "install()"),  # type: ignore[call-arg]
         (lambda: dnscache.patched(ttll=30), "patched()"),  # type: ignore[call-arg]
+        (lambda: dnscache.Resolver(ttll=30), "Resolver()"),  # type: ignore[call-arg]
         (
             lambda: testing.fake_hosts({"a.test": "127.0.0.1"}, ttll=30).__enter__(),  # type: ignore[call-arg]
             "fake_hosts()",
@@ -79,6 +80,8 @@ with dnscache.patched(dnscache.Config(), maxsize=3, persist=None, backend="dnspy
     r.stats()
 with fake_hosts({"api.test": "127.0.0.1"}, ttl=5):
     pass
+with dnscache.Resolver(ttl=5, max_views=10) as r2:
+    r2.stats()
 """
 
 BAD = """\
@@ -88,6 +91,7 @@ dnscache.install(ttll=30)
 dnscache.patched(tll=3)
 dnscache.install(ttl="30")
 dnscache.instal()
+dnscache.Resolver(tll=3)
 """
 
 
@@ -114,6 +118,7 @@ def test_mypy_strict_catches_misspelt_options(tmp_path: Path) -> None:
         'bad.py:4: error: Unexpected keyword argument "tll" for "patched"',
         'bad.py:5: error: Argument "ttl" to "install" has incompatible type "str"',
         'bad.py:6: error: Module has no attribute "instal"',
+        'bad.py:7: error: Unexpected keyword argument "tll" for "Resolver"',
     ]
     for want in expected:
         assert any(e.startswith(want) for e in errors), (want, proc.stdout)

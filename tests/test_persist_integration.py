@@ -844,3 +844,41 @@ def test_eight_processes_share_one_file(
     while server.accepted < PROCESSES * HOSTS_PER_PROCESS and time.monotonic() < deadline:
         time.sleep(0.01)  # the last connections may still sit in the accept queue
     assert server.accepted == PROCESSES * HOSTS_PER_PROCESS
+
+
+def test_answers_served_from_memory_refresh_last_seen_at_most_once_a_minute(
+    dns_server: DNSServer,
+    make_resolver: Callable[..., Resolver],
+    db: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 11 item 14: Delta Chat's last_seen says when an address was last *returned*.
+
+    Hits note the use at most once per interval per entry (folded into the view's until,
+    so a hit in between costs nothing), and only for live answers. The minute is made
+    0.3 s here, in the engine and in the persistent layer, so real time can pass it.
+    """
+    from dnscache._engine import persisted
+    from dnscache._sources.persist import memory
+
+    monkeypatch.setattr(persisted, "TOUCH_INTERVAL", 0.3)
+    monkeypatch.setattr(memory, "TOUCH_INTERVAL", 0.3)
+    dns_server.set("svc.test", a=["127.0.0.5"], ttl=3600)
+    resolver = make_resolver(persist=str(db))
+    assert resolver.lookup("svc.test", socket.AF_INET) == ["127.0.0.5"]
+    store = resolver._persisted.store
+    assert store is not None
+    store.flush()
+    (first, _) = table(db)[("svc.test", "127.0.0.5")]
+
+    assert resolver.lookup("svc.test", socket.AF_INET) == ["127.0.0.5"]  # within: nothing
+    store.flush()
+    assert table(db)[("svc.test", "127.0.0.5")][0] == first
+
+    time.sleep(0.35)  # past the interval: the next hit notes the use
+    hits = resolver.stats().hits
+    assert resolver.lookup("svc.test", socket.AF_INET) == ["127.0.0.5"]
+    assert resolver.stats().hits == hits + 1  # still a hit, not a lookup
+    store.flush()
+    assert table(db)[("svc.test", "127.0.0.5")][0] > first
+    assert dns_server.queries("svc.test", "A") == 1

@@ -19,7 +19,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Unpack
 
 from .._cache.entries import Entry
 from .._cache.store import Store
@@ -27,7 +27,7 @@ from .._connect import happy_eyeballs
 from .._connect.connector import Connector, health_name, make_create_connection
 from .._connect.health import AddressHealth, Record
 from .._core import addrinfo as ai
-from .._core.config import Config, make_config
+from .._core.config import Config, Options, check_options, make_config
 from .._core.names import bare, encode_host, lookup_bound
 from .._sources.answer import Backend
 from .._sources.dnspython import DnspythonBackend, lifetime_for
@@ -63,10 +63,11 @@ class Resolver:
         _original: ai.GetAddrInfo | None = None,
         _files: SystemFiles | None = None,
         _wrap_backend: Callable[[Backend], Backend] | None = None,
-        **options: Any,
+        **options: Unpack[Options],
     ) -> None:
         # The underscored keywords are injection points for tests (a counting
         # original, files at other paths, a scripted backend), as the clock is.
+        check_options(options, "Resolver()")
         self.config = config = make_config(config, options)
         self._clock = clock
         self._original: ai.GetAddrInfo = _original or get_original("getaddrinfo")
