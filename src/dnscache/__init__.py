@@ -32,7 +32,10 @@ TYPE_CHECKING = False  # typing itself costs a millisecond at start-up
 if TYPE_CHECKING:
     from ._activation.patch import active_resolver, install, is_installed, patched, uninstall
     from ._activation.startup import activate
+    from ._cache.entries import Entry
+    from ._connect.health import Record
     from ._core.config import Config, ConfigWarning
+    from ._core.policy import Lifetime
     from ._core.version import __version__ as __version__
     from ._engine.resolver import Resolver, Stats
     from ._sources.originals import get_original
@@ -44,6 +47,9 @@ __all__ = [
     "Config",
     "ConfigWarning",
     "DnscacheCollector",
+    "Entry",
+    "Lifetime",
+    "Record",
     "Resolver",
     "Stats",
     "activate",
@@ -61,6 +67,9 @@ _LAZY = {
     "Config": ("._core.config", "Config"),
     "ConfigWarning": ("._core.config", "ConfigWarning"),
     "DnscacheCollector": ("._tools.prometheus", "DnscacheCollector"),
+    "Entry": ("._cache.entries", "Entry"),  # what Resolver.entries() yields (read-only)
+    "Lifetime": ("._core.policy", "Lifetime"),  # an Entry's life
+    "Record": ("._connect.health", "Record"),  # what Resolver.address_health() maps to
     "Resolver": ("._engine.resolver", "Resolver"),
     "Stats": ("._engine.resolver", "Stats"),
     "activate": ("._activation.startup", "activate"),
