@@ -39,8 +39,11 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import dataclasses
 import hashlib
+import heapq
+import itertools
 import os
 import shutil
 import subprocess
@@ -51,7 +54,7 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 # The versions under test: the ones in dnscache's dev venv when this script was written.
@@ -88,6 +91,7 @@ class Project:
         return VERSIONS[self.name]
 
 
+# In the order their runs queue for a process slot: the longest suite first.
 PROJECTS: tuple[Project, ...] = (
     Project(
         name="urllib3",
@@ -112,39 +116,6 @@ PROJECTS: tuple[Project, ...] = (
             "trustme==1.2.1",
         ),
         tests=("test",),
-    ),
-    Project(
-        name="requests",
-        extras="socks",
-        # requests' [dependency-groups] test, less coverage and xdist.
-        test_requirements=(
-            "httpbin==0.10.4",
-            "pytest==9.2.0",
-            "pytest-httpbin==2.1.0",
-            "pytest-mock==3.17.0",
-            "pytest-timeout==2.4.0",
-            "trustme==1.2.1",
-        ),
-        # Drop addopts' --doctest-modules: the doctests live in src/, which is not in the
-        # test tree (the installed package is what we test).
-        tests=("tests",),
-        options=("-o", "addopts="),
-    ),
-    Project(
-        name="httpx",
-        extras="brotli,cli,http2,socks,zstd",
-        # The sdist has no requirements file; these are what tests/ imports.
-        test_requirements=(
-            "chardet==7.7.0",
-            "cryptography==50.0.2",
-            "pytest==9.2.0",
-            "pytest-timeout==2.4.0",
-            "trio==0.35.0",
-            "trustme==1.2.1",
-            "uvicorn==0.54.0",
-        ),
-        tests=("tests",),
-        flat_package="httpx",
     ),
     Project(
         name="aiohttp",
@@ -185,6 +156,43 @@ PROJECTS: tuple[Project, ...] = (
         # lookups itself; without it they go through loop.getaddrinfo, which is ours.
         uninstall=("aiodns",),
     ),
+    Project(
+        name="requests",
+        extras="socks",
+        # requests' [dependency-groups] test, less coverage and xdist.
+        test_requirements=(
+            "httpbin==0.10.4",
+            "pytest==9.2.0",
+            "pytest-httpbin==2.1.0",
+            "pytest-mock==3.17.0",
+            "pytest-timeout==2.4.0",
+            "trustme==1.2.1",
+        ),
+        # Drop addopts' --doctest-modules: the doctests live in src/, which is not in the
+        # test tree (the installed package is what we test).
+        tests=("tests",),
+        options=("-o", "addopts="),
+    ),
+    Project(
+        name="httpx",
+        extras="brotli,cli,http2,socks,zstd",
+        # The sdist has no requirements file: these are what tests/ imports, at the versions
+        # of httpx's own pins for this release where today's fail its suite (chardet 6+
+        # names encodings differently, click 8.2+ deprecates what test_main uses, uvicorn
+        # and pytest of today change what its caplog tests see).
+        test_requirements=(
+            "chardet==5.2.0",
+            "click==8.1.8",
+            "cryptography==50.0.2",
+            "pytest==8.3.4",
+            "pytest-timeout==2.4.0",
+            "trio==0.27.0",
+            "trustme==1.2.1",
+            "uvicorn==0.32.1",
+        ),
+        tests=("tests",),
+        flat_package="httpx",
+    ),
 )
 
 # Tests left out, with the reason for each: (project, node id, reason). Empty: every test
@@ -201,6 +209,9 @@ TEST_TIMEOUT = 90
 # Per pytest process: the largest suite takes about 4 minutes alone on this machine.
 RUN_TIMEOUT = 900
 
+# Set-up steps queue first for a process slot (see Gate); then the test runs, in the order
+# of PROJECTS.
+SETUP_RANK = 0
 MODES = ("off", "on")
 # Outcomes of a re-run that say nothing about the test itself.
 UNKNOWN = frozenset({"not-found", "not-started"})
@@ -236,6 +247,36 @@ _t0 = time.monotonic()
 def say(message: str) -> None:
     with _print_lock:
         print(f"[{time.monotonic() - _t0:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+class Gate:
+    """At most `slots` processes at once; the most urgent waiter (lowest rank) goes first.
+
+    Set-up outranks test runs (aiohttp compiles for a minute: waiting behind a suite would
+    put that minute on the critical path), and a longer suite outranks a shorter one.
+    """
+
+    def __init__(self, slots: int) -> None:
+        self._slots = slots
+        self._cond = threading.Condition()
+        self._queue: list[tuple[int, int]] = []
+        self._tickets = itertools.count()
+
+    @contextlib.contextmanager
+    def __call__(self, rank: int) -> Iterator[None]:
+        ticket = (rank, next(self._tickets))
+        with self._cond:
+            heapq.heappush(self._queue, ticket)
+            self._cond.wait_for(lambda: self._slots > 0 and self._queue[0] == ticket)
+            heapq.heappop(self._queue)
+            self._slots -= 1
+            self._cond.notify_all()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._slots += 1
+                self._cond.notify_all()
 
 
 class SetupError(Exception):
@@ -300,7 +341,7 @@ def tail(log: Path, lines: int = 15) -> str:
 class Pip:
     """pip with our cache directory and a log; every failure is a SetupError."""
 
-    def __init__(self, cache: Path, gate: threading.Semaphore) -> None:
+    def __init__(self, cache: Path, gate: Gate) -> None:
         self.env = clean_env(
             {
                 "PIP_CACHE_DIR": str(cache / "pip"),
@@ -311,7 +352,7 @@ class Pip:
         self.gate = gate
 
     def __call__(self, python: Path | str, args: Sequence[str | Path], log: Path) -> None:
-        with self.gate:
+        with self.gate(SETUP_RANK):
             status, _ = run_logged([python, "-m", "pip", *args], log, env=self.env)
         if status != 0:
             raise SetupError(f"pip {args[0]} failed (log: {log}):\n{tail(log)}")
@@ -521,7 +562,7 @@ class Context:
     wheel: Path
     pip: Pip
     # Held by every pip or pytest process: --jobs of them at once.
-    gate: threading.Semaphore
+    gate: Gate
     hosts: Path
     extra_args: tuple[str, ...]
 
@@ -538,6 +579,11 @@ class Suite:
     reruns: dict[str, dict[str, list[str]]] = dataclasses.field(default_factory=dict)
     rerun_skipped: str = ""
     setup_error: str = ""
+
+    @property
+    def rank(self) -> int:
+        """Its place in the queue for a process slot (see Gate)."""
+        return SETUP_RANK + 1 + PROJECTS.index(self.project)
 
     def pytest(self, mode: str, tag: str, tests: Sequence[str] = ()) -> Run:
         """One pytest run of this suite in mode, in a fresh tree and a fresh namespace."""
@@ -573,7 +619,7 @@ class Suite:
             *selection,
             *self.ctx.extra_args,
         ]
-        with self.ctx.gate:
+        with self.ctx.gate(self.rank + (len(PROJECTS) if tests else 0)):
             run.status, run.seconds = run_logged(
                 in_namespace(cmd, self.ctx.hosts), run.log, env=env, cwd=root
             )
@@ -830,7 +876,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"peer suites: SKIPPED: {problem}", file=sys.stderr)
         return 0
     work = Path(tempfile.mkdtemp(prefix="run-", dir=cache / "runs"))
-    gate = threading.Semaphore(args.jobs)
+    gate = Gate(args.jobs)
     pip = Pip(cache, gate)
     selected = [p for p in PROJECTS if p.name in args.projects.split(",")]
     try:
@@ -843,6 +889,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with concurrent.futures.ThreadPoolExecutor(len(selected)) as pool:
             suites = list(pool.map(lambda p: pipeline(p, ctx), selected))
         report(suites)
+        if ctx.extra_args:
+            print(f"\nEXPERIMENT: every pytest run had extra arguments {list(ctx.extra_args)}")
         failures = sum(problems(s) for s in suites)
         on_runs = [(s.project.name, s.runs.get("on")) for s in suites]
         print(
