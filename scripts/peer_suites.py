@@ -554,13 +554,13 @@ class Run:
 
     project: Project
     mode: str
+    log: Path
     status: int | None = None
     seconds: float = 0.0
     started: bool = False
     activation: str = ""
     outcomes: dict[str, str] = dataclasses.field(default_factory=dict)
     messages: dict[str, str] = dataclasses.field(default_factory=dict)
-    log: Path | None = None
     why_not_started: str = ""
     # Why we killed it, if we did (see run_logged).
     killed: str = ""
@@ -626,8 +626,7 @@ class Suite:
     def pytest(self, mode: str, tag: str, tests: Sequence[str] = ()) -> Run:
         """One pytest run of this suite in mode, in a fresh tree and a fresh namespace."""
         name = f"{self.project.name}-{mode}-{tag}"
-        run = Run(self.project, mode, log=self.ctx.work / f"{name}.log")
-        assert run.log is not None
+        run = Run(self.project, mode, self.ctx.work / f"{name}.log")
         root = test_tree(self.sdist, self.project, self.ctx.work / name)
         junit = self.ctx.work / f"{name}.xml"
         env = clean_env(MODE_ENV[mode])
@@ -848,7 +847,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--keep",
         action="store_true",
-        help="keep this run's test trees, junit files and logs (and say where)",
+        help="keep this run's test trees, junit files and logs, and say where (the venvs "
+        "are always kept: they are the cache)",
     )
     parser.add_argument(
         "--jobs", type=int, default=2, help="processes (pip or pytest) at once (default 2)"
