@@ -7,8 +7,9 @@
 # backend we allow, checked (`twine check --strict`, then scripts/check_dist.py for
 # the wheel's contents), installed into ./.venv-floors together with exactly the
 # declared minimum of every dependency (scripts/floors.py), and the same suite run
-# against that installed wheel. Extra arguments go to both pytest runs. FLOORS=0 skips the
-# floors step (never under CI=true).
+# against that installed wheel. Between the two: other projects' suites with and
+# without PYTHONDNSCACHE=1 (scripts/peer_suites.py). Extra arguments go to both pytest
+# runs. FLOORS=0 and PEERS=0 skip those steps (never under CI=true).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +33,15 @@ fi
 .venv/bin/ruff format --check src tests benchmarks scripts
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"
+
+# Other projects' own suites (urllib3, requests, httpx, aiohttp), without and with
+# PYTHONDNSCACHE=1 in a loopback-only namespace: any test whose outcome differs fails.
+# PEERS=0 skips it on a developer's machine (never under CI=true).
+if [ "${PEERS:-1}" = 0 ] && [ "${CI:-}" != true ]; then
+    echo "peer suites: skipped (PEERS=0)"
+else
+    .venv/bin/python scripts/peer_suites.py
+fi
 
 if [ "${FLOORS:-1}" = 0 ] && [ "${CI:-}" != true ]; then
     echo "floors: skipped (FLOORS=0)"
