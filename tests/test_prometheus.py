@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import dnscache
 from dnscache import Resolver
+from dnscache._engine.stats import DURATION_BOUNDS, DurationHistogram
 from dnscache._tools.dnsserver import DNSServer
 from dnscache._tools.prometheus import DnscacheCollector, register
 
@@ -239,3 +240,19 @@ def test_importable_without_prometheus_client() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
     )
     assert proc.stdout == "[]\n"
+
+
+def test_duration_buckets_are_upper_bounds_inclusive() -> None:
+    # Prometheus' `le`: a duration equal to a bound counts in that bound's bucket.
+    histogram = DurationHistogram()
+    for seconds in (0.0, 0.005, 0.0051, 10.0, 10.5, 3600.0):
+        histogram.observe(seconds)
+    durations = histogram.snapshot()
+    assert durations.bounds == DURATION_BOUNDS
+    assert len(durations.counts) == len(DURATION_BOUNDS) + 1
+    assert durations.counts[0] == 2  # 0.0 and 0.005
+    assert durations.counts[1] == 1  # 0.0051
+    assert durations.counts[DURATION_BOUNDS.index(10.0)] == 1
+    assert durations.counts[-1] == 2  # beyond the last bound
+    assert durations.count == 6
+    assert durations.total == pytest.approx(3620.5101)

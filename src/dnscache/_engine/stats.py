@@ -8,7 +8,6 @@ its own: a scrape then always sees buckets, count and sum that agree.
 
 from __future__ import annotations
 
-import bisect
 import threading
 from dataclasses import dataclass
 
@@ -36,22 +35,41 @@ class Stats:
     entries: int = 0  # entries held now
 
 
-@dataclass(frozen=True)
 class Durations:
-    """How long upstream lookups took: a histogram with fixed buckets.
+    """How long upstream lookups took: a histogram with fixed buckets (read-only by contract).
 
     ``counts[i]`` lookups took at most ``bounds[i]`` seconds and more than the
     bound before it (not cumulative); ``counts[-1]`` (one more than ``bounds``)
     took longer than the last bound. ``total`` is the sum of all durations.
+    A plain class, not a dataclass: it is defined on the start-up path, where
+    a dataclass costs a compile of its generated methods.
     """
 
-    bounds: tuple[float, ...] = DURATION_BOUNDS
-    counts: tuple[int, ...] = (0,) * (len(DURATION_BOUNDS) + 1)
-    total: float = 0.0
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(
+        self,
+        bounds: tuple[float, ...] = DURATION_BOUNDS,
+        counts: tuple[int, ...] = (0,) * (len(DURATION_BOUNDS) + 1),
+        total: float = 0.0,
+    ) -> None:
+        self.bounds = bounds
+        self.counts = counts
+        self.total = total
 
     @property
     def count(self) -> int:
         return sum(self.counts)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Durations):
+            return NotImplemented
+        return (self.bounds, self.counts, self.total) == (other.bounds, other.counts, other.total)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Durations(bounds={self.bounds}, counts={self.counts}, total={self.total})"
 
 
 class DurationHistogram:
@@ -65,8 +83,11 @@ class DurationHistogram:
         self._total = 0.0
 
     def observe(self, seconds: float) -> None:
-        # bisect_left: a duration equal to a bound belongs to that bound's bucket (le).
-        index = bisect.bisect_left(DURATION_BOUNDS, seconds)
+        index = 0  # a duration equal to a bound belongs to that bound's bucket (le)
+        for bound in DURATION_BOUNDS:  # fourteen compares once per lookup: no bisect import
+            if seconds <= bound:
+                break
+            index += 1
         with self._lock:
             self._counts[index] += 1
             self._total += seconds

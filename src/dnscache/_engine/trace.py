@@ -41,18 +41,19 @@ wrapped, and the counters are the plain ones.
 
 from __future__ import annotations
 
-import contextvars
-import functools
 import logging
 import socket
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._cache.entries import Entry
 from .._core import addrinfo as ai
 from . import callouts
 from .stats import DURATION_BOUNDS, Counters
+
+if TYPE_CHECKING:
+    import contextvars
 
 _warned = False
 
@@ -63,11 +64,6 @@ FAMILIES: dict[int, str] = {
     socket.AF_UNSPEC: "unspec",
     socket.AF_INET: "inet",
     socket.AF_INET6: "inet6",
-}
-# getaddrinfo's error codes by name (error.type: "SHOULD use error code such as
-# one of errors reported by getaddrinfo"); sorted so that an alias never wins.
-EAI_NAMES = {
-    getattr(socket, name): name for name in sorted(dir(socket), reverse=True) if name[:4] == "EAI_"
 }
 
 
@@ -124,12 +120,17 @@ class Origin:
 
 def capture(waited: bool) -> Origin:
     """The current context, for a job queued now (safe under a lock: no OpenTelemetry call)."""
-    return Origin(contextvars.copy_context(), waited)
+    from contextvars import copy_context  # here: only traced resolvers pay the import
+
+    return Origin(copy_context(), waited)
 
 
 def carry_context(func: Callable[..., Any]) -> Callable[..., Any]:
     """``func`` to run in another thread in a copy of the current context."""
-    return functools.partial(contextvars.copy_context().run, func)
+    from contextvars import copy_context
+    from functools import partial
+
+    return partial(copy_context().run, func)
 
 
 # --- one upstream lookup ---
@@ -229,11 +230,17 @@ def _record(
 
 
 def error_type(failure: BaseException) -> str:
-    """``error.type`` for a failed lookup: the getaddrinfo code's name, else the exception's."""
+    """``error.type`` for a failed lookup: the getaddrinfo code's name, else the exception's.
+
+    The conventions: "SHOULD use error code such as one of errors reported by
+    getaddrinfo"; "if error code is not available, the full name of exception type".
+    """
     if isinstance(failure, socket.gaierror):
-        name = EAI_NAMES.get(failure.errno)
-        if name is not None:
-            return name
+        # Only on a traced failure, so no table at import. Sorted: if two names share
+        # a code, always the same one.
+        for name in sorted(n for n in dir(socket) if n[:4] == "EAI_"):
+            if getattr(socket, name) == failure.errno:
+                return name
     kind = type(failure)
     module = kind.__module__
     return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
