@@ -363,9 +363,15 @@ class Lookups:
                     store.finish(ekey, flight, None)
                     gate = flight.finish()
             open_gate(gate)
-            self._after(
-                ekey, stored, flight.entry, background, started_ns, started, failure, origin
-            )
+            try:
+                self._after(
+                    ekey, stored, flight.entry, background, started_ns, started, failure, origin
+                )
+            finally:
+                # The exception's traceback holds this frame: without this, every failed
+                # lookup is a reference cycle, and the sockets in its frames wait for the
+                # garbage collector.
+                failure = None
         return flight.entry
 
     def _fetch(self, ekey: EntryKey, background: bool) -> Entry:
