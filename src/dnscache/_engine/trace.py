@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     import contextvars
 
 _warned = False
+_shared: Telemetry | None = None
 
 SPAN = "dnscache.lookup"
 HIT_EVENT = "dnscache.hit"
@@ -78,10 +79,19 @@ class Telemetry:
 
 
 def get_telemetry(enabled: bool) -> Telemetry | None:
-    """The tracer and histogram, or None when tracing is off or opentelemetry-api is missing."""
-    global _warned
+    """The tracer and histogram, or None when tracing is off or opentelemetry-api is missing.
+
+    Made once per process and shared by every traced Resolver: an instrument is
+    meant to be created once (opentelemetry-sdk 1.20 warns about a second
+    ``dns.lookup.duration``). The API's proxies follow a provider set later
+    (start-up activation builds the Resolver before the program configures
+    OpenTelemetry).
+    """
+    global _warned, _shared
     if not enabled:
         return None
+    if _shared is not None:
+        return _shared
     try:
         from opentelemetry import metrics
         from opentelemetry import trace as otel_trace
@@ -102,7 +112,8 @@ def get_telemetry(enabled: bool) -> Telemetry | None:
         )
     except TypeError:  # opentelemetry-api before 1.30: no advice; a View can set buckets
         histogram = meter.create_histogram(DURATION, unit="s", description=doc)
-    return Telemetry(otel_trace.get_tracer("dnscache", __version__), histogram)
+    _shared = Telemetry(otel_trace.get_tracer("dnscache", __version__), histogram)
+    return _shared
 
 
 # --- where a background lookup came from ---
