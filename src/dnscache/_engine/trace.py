@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 
 _warned = False
 _shared: Telemetry | None = None
+_copy_context: Callable[[], contextvars.Context] | None = None
 
 SPAN = "dnscache.lookup"
 HIT_EVENT = "dnscache.hit"
@@ -87,7 +88,7 @@ def get_telemetry(enabled: bool) -> Telemetry | None:
     (start-up activation builds the Resolver before the program configures
     OpenTelemetry).
     """
-    global _warned, _shared
+    global _warned, _shared, _copy_context
     if not enabled:
         return None
     if _shared is not None:
@@ -102,8 +103,11 @@ def get_telemetry(enabled: bool) -> Telemetry | None:
                 logging.WARNING, "trace=True but opentelemetry-api is not installed; no spans"
             )
         return None
+    from contextvars import copy_context
+
     from .. import __version__
 
+    _copy_context = copy_context  # imported here: capture() runs under the store's lock
     meter = metrics.get_meter("dnscache", __version__)
     doc = "Measures the time taken to perform a DNS lookup."
     try:
@@ -130,10 +134,10 @@ class Origin:
 
 
 def capture(waited: bool) -> Origin:
-    """The current context, for a job queued now (safe under a lock: no OpenTelemetry call)."""
-    from contextvars import copy_context  # here: only traced resolvers pay the import
-
-    return Origin(copy_context(), waited)
+    """The current context, for a job queued now (under the store's lock: no OpenTelemetry
+    call, no import; only a traced Resolver calls this, after :func:`get_telemetry`)."""
+    assert _copy_context is not None
+    return Origin(_copy_context(), waited)
 
 
 def carry_context(func: Callable[..., Any]) -> Callable[..., Any]:
