@@ -689,6 +689,7 @@ def test_a_fallback_directory_someone_else_made_is_refused_with_one_warning() ->
             "import dnscache._engine.resolver  # before dropping root: nobody cannot read ~root\n"
             f"os.setgroups([]); os.setgid({NOBODY}); os.setuid({NOBODY})\n"
             "os.environ.pop('XDG_RUNTIME_DIR', None)\n"
+            "logging.basicConfig(format='%(name)s %(levelname)s: %(message)s')\n"
             "dnscache.install(control=True)\n"
             "socket.getaddrinfo('localhost', 80)\n"
             "print(dnscache._activation.control.current(), "
@@ -705,8 +706,9 @@ def test_a_fallback_directory_someone_else_made_is_refused_with_one_warning() ->
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout == "None False\n"
         (warning,) = proc.stderr.splitlines()
-        assert warning.startswith(
-            "dnscache: no control endpoint (PYTHONDNSCACHE_CONTROL, control=True) was opened: "
+        assert warning.startswith(  # through the program's logging: the logger names us
+            "dnscache WARNING: no control endpoint (PYTHONDNSCACHE_CONTROL, control=True) was "
+            "opened: "
             "no private directory for the control socket"
         )
         assert list(trap.iterdir()) == []

@@ -24,13 +24,18 @@ def asyncio_getaddrinfo(resolver: Resolver) -> Any:
     thread hand-off costing tens of microseconds and a slot in a pool that may
     be busy. A hit is a dict lookup, so it is answered in the event loop's
     thread; a miss takes the stock path (which calls the patched
-    ``socket.getaddrinfo`` in the executor).
+    ``socket.getaddrinfo`` in the executor). With ``trace=True`` the miss runs
+    there in a copy of the caller's context, as the stock path would do if the
+    executor carried contexts, so that its span is a child of the caller's.
     """
     import asyncio.base_events
+
+    from .._engine.trace import carry_context
 
     original = asyncio.base_events.BaseEventLoop.getaddrinfo
     peek = resolver.peek
     ours = resolver.getaddrinfo
+    traced = resolver.traced
 
     async def getaddrinfo(
         self: Any,
@@ -48,6 +53,10 @@ def asyncio_getaddrinfo(resolver: Resolver) -> Any:
             result = peek(host, port, family, type, proto, flags)
             if result is not None:
                 return result
+            if traced:  # the stock path's own call, in the caller's context
+                return await self.run_in_executor(
+                    None, carry_context(ours), host, port, family, type, proto, flags
+                )
         return await original(self, host, port, family=family, type=type, proto=proto, flags=flags)
 
     getaddrinfo.__wrapped__ = original  # type: ignore[attr-defined]

@@ -35,7 +35,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
-import logging
 import math
 import os
 import socket
@@ -45,12 +44,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .._core.logger import log
 from .rundir import peer_credentials, private_dir, runtime_dirs, socket_path, sweep
 
 if TYPE_CHECKING:
     from .._engine.resolver import Resolver
-
-log = logging.getLogger("dnscache")
 
 ENV = "PYTHONDNSCACHE_CONTROL"
 THREAD_NAME = "dnscache-control"
@@ -276,7 +274,7 @@ class Handle:
                         if key.fileobj is self._listener and not self._closed.is_set():
                             self._accept()
         except Exception:  # the socket was closed under us; nothing else reaches here
-            log.debug("dnscache: control endpoint stopped", exc_info=True)
+            log.debug("control endpoint stopped", exc_info=True)
 
     def _accept(self) -> None:
         try:
@@ -287,7 +285,7 @@ class Handle:
             try:
                 self._handle(conn)
             except Exception:  # bad input or a vanished client must never stop the listener
-                log.debug("dnscache: control request failed", exc_info=True)
+                log.debug("control request failed", exc_info=True)
 
     def _handle(self, conn: socket.socket) -> None:
         import json
@@ -380,7 +378,7 @@ def attach(resolver: Resolver) -> None:
                 os.register_at_fork(after_in_child=_after_fork_in_child)
                 atexit.register(_close_at_exit)
     except Exception as exc:
-        log.warning("dnscache: no control endpoint (%s, control=True) was opened: %s", ENV, exc)
+        log.warning("no control endpoint (%s, control=True) was opened: %s", ENV, exc)
 
 
 def detach(resolver: Resolver) -> None:
@@ -394,7 +392,7 @@ def detach(resolver: Resolver) -> None:
         try:
             handle.close()
         except Exception:
-            log.debug("dnscache: closing the control endpoint failed", exc_info=True)
+            log.debug("closing the control endpoint failed", exc_info=True)
 
 
 def current() -> Handle | None:
@@ -420,4 +418,4 @@ def _after_fork_in_child() -> None:
         handle.abandon_after_fork()
         _current = start(handle.resolver)
     except Exception:  # a fork must never fail because of us
-        log.debug("dnscache: no control endpoint in the forked child", exc_info=True)
+        log.debug("no control endpoint in the forked child", exc_info=True)

@@ -289,8 +289,8 @@ class Config:
     )
     trace: bool = _opt(
         False,
-        "OpenTelemetry spans for upstream lookups and events for cache hits "
-        "(needs opentelemetry-api).",
+        "OpenTelemetry spans for upstream lookups, events for cache hits and the "
+        "`dns.lookup.duration` histogram (needs opentelemetry-api).",
         _parse_bool,
     )
     control: bool = _opt(

@@ -29,14 +29,13 @@ a fresh lock and an empty queue; workers start again on the next job.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
-log = logging.getLogger("dnscache")
+from .._core.logger import log
 
 MAX_QUEUE = 1024  # queued refreshes; past this a refresh is skipped (the answer is still good)
 MAX_THREADS = 32  # workers in all, urgent lookups included: each may be stuck in libc

@@ -28,14 +28,14 @@ Warnings are for degradations (once each) and failing hooks.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .._core.logger import log
+
 _T = TypeVar("_T")
 
-log = logging.getLogger("dnscache")
 _local = threading.local()
 
 # Hooks that raised already, holding the hook itself: while it is held its id

@@ -22,7 +22,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from .._cache.entries import Entry, EntryKey, Flight, open_gate, pass_gate
 from .._cache.store import Store
@@ -77,7 +76,7 @@ class Lookups:
         health: AddressHealth,
         clock: Callable[[], float],
         bound: Callable[[], float],
-        tracer: Any,
+        telemetry: trace.Telemetry | None,
         learner: TtlLearner | None = None,
     ) -> None:
         self._config = config
@@ -89,7 +88,7 @@ class Lookups:
         self._health = health
         self._clock = clock
         self._bound = bound  # seconds one upstream lookup may take at most
-        self._tracer = tracer
+        self._telemetry = telemetry  # trace=True: spans and dns.lookup.duration
         self._learner = learner  # the system backend's record TTLs (ttl_source="dns")
         self._overrides = answers.by_key(config.hosts)
         self._known: dict[bytes, dict[int, tuple[str, ...]]] = {}  # per host: ips per family
@@ -263,7 +262,10 @@ class Lookups:
 
     # --- background work ---
 
-    def _job(self, ekey: EntryKey, flight: Flight) -> Job:
+    def _job(self, ekey: EntryKey, flight: Flight, *, urgent: bool = False) -> Job:
+        # Whose trace the lookup belongs to: the context of the call queuing it.
+        origin = None if self._telemetry is None else trace.capture(waited=urgent)
+
         def run() -> None:
             now = self._clock()
             flight.started = now
@@ -271,7 +273,7 @@ class Lookups:
             with self._store.lock:
                 keep = self._store.get(ekey)
             self._counters.refreshes += 1
-            self.run(ekey, flight, keep, background=True)
+            self.run(ekey, flight, keep, background=True, origin=origin)
 
         def cancel() -> None:
             self._abandon(ekey, flight)
@@ -287,7 +289,7 @@ class Lookups:
         return True
 
     def _dispatch_urgent(self, ekey: EntryKey, flight: Flight) -> bool:
-        return self._background.submit_urgent(self._job(ekey, flight))
+        return self._background.submit_urgent(self._job(ekey, flight, urgent=True))
 
     def _promote(self, ekey: EntryKey) -> bool:
         return self._background.promote(ekey)
@@ -302,7 +304,13 @@ class Lookups:
     # --- one upstream lookup ---
 
     def run(
-        self, ekey: EntryKey, flight: Flight, keep: Entry | None, *, background: bool
+        self,
+        ekey: EntryKey,
+        flight: Flight,
+        keep: Entry | None,
+        *,
+        background: bool,
+        origin: trace.Origin | None = None,
     ) -> Entry | None:
         """Look ``ekey`` up for ``flight`` and end the flight; returns the entry to answer from.
 
@@ -320,13 +328,23 @@ class Lookups:
             )
         stored: Entry | None = None
         gate = None
-        started_ns = time.time_ns()
+        started_ns = time.time_ns()  # the span's start (wall clock)
+        started = time.monotonic_ns()  # the duration's
         failure: BaseException | None = None
         try:
             self._counters.lookups += 1
             try:
-                fresh = self._fetch(ekey, servable, background)
+                fresh: Entry | None = self._fetch(ekey, background)
             except socket.gaierror as exc:
+                failure = exc
+                if exc.errno not in CACHEABLE_ERRORS:
+                    raise
+                if servable and exc.errno in TRANSIENT_ERRORS:
+                    fresh = None  # keep serving the old answer
+                else:
+                    error = (int(exc.errno or 0), str(exc.strerror))
+                    fresh = answers.negative(ekey, error, self._clock(), self._config)
+            except BaseException as exc:  # anything else (an interruption): the span says so
                 failure = exc
                 raise
             with store.lock:
@@ -345,21 +363,21 @@ class Lookups:
                     store.finish(ekey, flight, None)
                     gate = flight.finish()
             open_gate(gate)
-            self._after(ekey, stored, flight.entry, background, started_ns, failure)
+            try:
+                self._after(
+                    ekey, stored, flight.entry, background, started_ns, started, failure, origin
+                )
+            finally:
+                # The exception's traceback holds this frame: without this, every failed
+                # lookup is a reference cycle, and the sockets in its frames wait for the
+                # garbage collector.
+                failure = None
         return flight.entry
 
-    def _fetch(self, ekey: EntryKey, servable: bool, background: bool) -> Entry | None:
-        """One upstream lookup as an entry; None when a servable answer should be kept."""
+    def _fetch(self, ekey: EntryKey, background: bool) -> Entry:
+        """One upstream lookup as an entry (a gaierror is ``run``'s to judge)."""
         host, family, flags = ekey
-        try:
-            answer = self._backend.resolve(host, family, flags, background=background)
-        except socket.gaierror as exc:
-            if exc.errno not in CACHEABLE_ERRORS:
-                raise
-            if servable and exc.errno in TRANSIENT_ERRORS:
-                return None
-            error = (int(exc.errno or 0), str(exc.strerror))
-            return answers.negative(ekey, error, self._clock(), self._config)
+        answer = self._backend.resolve(host, family, flags, background=background)
         answer = self._persisted.merged(ekey, answer)
         return answers.positive(ekey, answer, self._clock(), self._config, "upstream")
 
@@ -370,15 +388,28 @@ class Lookups:
         answer: Entry | None,
         background: bool,
         started_ns: int,
+        started: int,
         failure: BaseException | None,
+        origin: trace.Origin | None,
     ) -> None:
         """Everything a lookup tells others, with no lock or flight held (see callouts)."""
         name = answers.text(ekey[0])
+        elapsed = time.monotonic_ns() - started
+        self._counters.durations.observe(elapsed / 1e9)
         if background and stored is None:
             self._counters.refresh_failures += 1
-        if self._tracer is not None:
+        if self._telemetry is not None:
             trace.record_lookup(
-                self._tracer, name, ekey[1], background, started_ns, time.time_ns(), answer, failure
+                self._telemetry,
+                name,
+                ekey[1],
+                background,
+                started_ns,
+                elapsed,
+                stored,
+                answer,
+                failure,
+                origin,
             )
         if stored is None:
             return

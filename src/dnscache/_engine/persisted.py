@@ -18,7 +18,7 @@ from .._core.config import Config
 from .._core.names import bare
 from .._sources.answer import Answer
 from .._sources.persist import PersistentStore, fallback_addresses, merged_addresses
-from . import answers
+from . import answers, callouts
 
 # last_seen is refreshed for answers served from memory at most this often per
 # entry (Delta Chat's last_seen says when an address was last returned).
@@ -46,7 +46,9 @@ class Persisted:
         self._config = config
         self.preload = answers.by_key(config.preload)
         self.store = (
-            PersistentStore(config.persist, max_age=config.persist_max_age)
+            # Its warnings are call outs: a handler that resolves a name must not
+            # wait on the sqlite lock the warning may be emitted under.
+            PersistentStore(config.persist, max_age=config.persist_max_age, say=callouts.say)
             if config.persist
             else None
         )

@@ -41,7 +41,7 @@ from .calls import Calls
 from .hitpath import make_hit_path
 from .lookup import Lookups
 from .persisted import Persisted
-from .stats import Counters, Stats
+from .stats import Counters, Durations, Stats
 
 
 class Resolver:
@@ -54,6 +54,7 @@ class Resolver:
 
     getaddrinfo: Callable[..., list[ai.AddrInfo]]
     create_connection: Callable[..., socket.socket]
+    traced: bool  # trace=True took effect: spans, events and dns.lookup.duration are recorded
 
     def __init__(
         self,
@@ -79,8 +80,10 @@ class Resolver:
         self._health = AddressHealth(clock=clock)
         self._background = Background()
         self._persisted = Persisted(config)
-        self._counters = Counters()
-        self._tracer = trace.get_tracer(config.trace)
+        self._telemetry = trace.get_telemetry(config.trace)
+        self.traced = self._telemetry is not None  # spans and events are recorded
+        # Traced, the counters also mark which calls the cache answered (hit events).
+        self._counters = Counters() if self._telemetry is None else trace.MarkingCounters()
         self._learner = TtlLearner.from_config(config, self._hosts_names)
         self._lookups = Lookups(
             config=config,
@@ -92,7 +95,7 @@ class Resolver:
             health=self._health,
             clock=clock,
             bound=self._lookup_bound,
-            tracer=self._tracer,
+            telemetry=self._telemetry,
             learner=self._learner,
         )
         calls = Calls(
@@ -110,9 +113,10 @@ class Resolver:
         self.getaddrinfo = _as_getaddrinfo(
             make_hit_path(self._store, clock, self._counters, calls.call), self._original
         )
-        if self._tracer is not None:
-            self.getaddrinfo = trace.traced_getaddrinfo(self.getaddrinfo, self._counters)
         self._peek = make_hit_path(self._store, clock, self._counters, _no_answer)
+        if self._telemetry is not None:  # untraced, the hit path is not even wrapped
+            self.getaddrinfo = trace.traced(self.getaddrinfo)
+            self._peek = trace.traced(self._peek)
         self.connector = Connector(
             self.getaddrinfo,  # exactly the function installed as socket.getaddrinfo
             self._health,
@@ -188,6 +192,10 @@ class Resolver:
         with store.lock:
             entries = len(store)
         return self._counters.snapshot(store.evictions, entries)
+
+    def lookup_durations(self) -> Durations:
+        """How long this resolver's upstream lookups took (misses and refreshes): a histogram."""
+        return self._counters.durations.snapshot()
 
     def invalidate(self, host: str | bytes | None = None) -> None:
         """Forget ``host`` (every family and spelling), or everything when None."""
@@ -276,6 +284,7 @@ class Resolver:
             self._learner.after_fork_in_child()
         self._health.after_fork_in_child()
         self._persisted.reset_after_fork()
+        self._counters.durations.reset_after_fork()
 
     def __enter__(self) -> Resolver:
         return self

@@ -116,7 +116,7 @@ class Database:
                 conn = self._foreground()
                 return [] if conn is None else conn.execute(sql, params).fetchall()
             except (sqlite3.Error, OSError) as exc:
-                self._warn("read", "dnscache: could not read %s (%r)", self.path, exc)
+                self._warn("read", "could not read %s (%r)", self.path, exc)
                 return []
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> int:
@@ -164,7 +164,7 @@ class Database:
                     self._prepare()
                     self._state = _SQLITE
             except files.Untouchable as exc:
-                self._degrade(f"dnscache: not using {self.path}: {exc}; the file is left as it is")
+                self._degrade(f"not using {self.path}: {exc}; the file is left as it is")
             except Exception as exc:  # OSError, sqlite3.Error: the location is unusable
                 self._unwritable(exc)
         return self._state
@@ -180,13 +180,13 @@ class Database:
                 self._state = _READ_ONLY
                 self._warn(
                     "degraded",
-                    "dnscache: cannot write to %s (%s); reading the addresses already in it, "
+                    "cannot write to %s (%s); reading the addresses already in it, "
                     "keeping new ones in memory for this process only",
                     self.path,
                     exc,
                 )
                 return
-        self._degrade(f"dnscache: cannot use {self.path} ({exc})")
+        self._degrade(f"cannot use {self.path} ({exc})")
 
     def _degrade(self, reason: str) -> None:
         self._state = _MEMORY
@@ -236,7 +236,7 @@ class Database:
         target = files.move_aside(self.path, self._clock())
         self._warn(
             "corrupt",
-            "dnscache: %s was corrupt (%s); moved it to %s and started a new one",
+            "%s was corrupt (%s); moved it to %s and started a new one",
             self.path,
             exc,
             target,

@@ -57,6 +57,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
+from ..._core.logger import log
 from . import sqlfile
 from .database import Database, park
 from .files import default_path
@@ -109,7 +110,7 @@ class PersistentStore:
         max_age: float = DEFAULT_MAX_AGE,
         clock: Callable[[], float] = time.time,
         flush_interval: float = 0.5,
-        logger: logging.Logger = logging.getLogger("dnscache"),  # noqa: B008
+        say: Callable[..., None] | None = None,
         read_only: bool = False,
         _max_page_count: int | None = None,  # tests only: simulate a full disk
         _max_pending: int = MAX_PENDING,  # tests only
@@ -117,7 +118,7 @@ class PersistentStore:
         self._path = os.path.abspath(path)
         self._max_age = max_age
         self._clock = clock
-        self._log = logger
+        self._say = log.log if say is None else say  # say(level, message, *args)
         self._warned: set[str] = set()
         self._memory = MemoryRows()
         self._next_prune = -math.inf  # wall-clock time of the next automatic prune
@@ -285,18 +286,18 @@ class PersistentStore:
             if self._pid != os.getpid():
                 self.reset_after_fork()
         except Exception as exc:  # pragma: no cover - it only makes locks and lists
-            self._warn_once("error:fork", "dnscache: persistent cache reset failed: %r", exc)
+            self._warn_once("error:fork", "persistent cache reset failed: %r", exc)
         try:
             yield
         except Exception as exc:  # sqlite3.Error, OSError and, by design, anything else
-            self._warn_once(f"error:{what}", "dnscache: persistent cache %s failed: %r", what, exc)
+            self._warn_once(f"error:{what}", "persistent cache %s failed: %r", what, exc)
 
     def _warn_once(self, key: str, message: str, *args: object) -> None:
         """Warn the first time ``key`` happens; later occurrences go to debug. Never hold _lock."""
         with self._lock:
             first = key not in self._warned
             self._warned.add(key)
-        self._log.log(logging.WARNING if first else logging.DEBUG, message, *args)
+        self._say(logging.WARNING if first else logging.DEBUG, message, *args)
 
     # -- writing (the writer thread calls _write and _drop_writer_conn) --
 
@@ -369,7 +370,7 @@ class PersistentStore:
     def _write_failed(self, exc: Exception) -> None:
         full = sqlfile.is_full(exc)
         what = "the disk holding %s is full (%s)" if full else "could not write to %s (%r)"
-        message = f"dnscache: {what}; new addresses are kept in memory"
+        message = f"{what}; new addresses are kept in memory"
         self._warn_once("full" if full else "write", message, self._path, exc)
 
     def _remember(self, batch: Mapping[tuple[bytes, str], Times]) -> None:
