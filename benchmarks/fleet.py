@@ -1,0 +1,528 @@
+"""A fleet in front of one shared resolver: what PYTHONDNSCACHE=1 changes (issue 15 item 4).
+
+The question a fleet operator asks: N processes on a host share one caching resolver
+(unbound, CoreDNS, NodeLocal DNSCache); with ``PYTHONDNSCACHE=1`` set on all of them, how
+many queries still reach the resolver, and how long do the programs' lookups take?
+
+Setup, all inside one private network and mount namespace (``tests/netns.py``: only
+``lo``, ``/etc/resolv.conf`` naming 127.0.0.1, ``hosts: files dns``):
+
+* Debian's unbound (``tests/unbound.py``) on 127.0.0.1:53 (and :853 for DNS over TLS
+  with ``--dot``), serving ``--names`` names from ``local-data`` with a record TTL of
+  ``--ttl`` seconds; half the names have an A and an AAAA record, half only an A record.
+  unbound's own counters (``unbound-control stats_noreset``) are the witness of what
+  arrives upstream: nothing the clients say about themselves is counted.
+* N unmodified client processes (``--procs``, default 1, 4 and 16), each a paced loop
+  of ``socket.getaddrinfo(name, 443, 0, SOCK_STREAM)`` (the call ``http.client`` and
+  urllib3 make) at ``--rate`` lookups per second, round-robin over the names, each
+  process starting at a different name. Only the call is timed.
+* Each run starts the N processes with one environment (the cases below), lets each look
+  every name up once, waits until all are ready, then says "go": the processes run
+  their loop for ``--ttl`` seconds of warm-up (so that whatever they cached while the
+  slowest of them started has been renewed, as in a fleet that has been up a while)
+  and then ``--window`` measured seconds. unbound's counters are read at the start
+  and after the end of the measured window.
+
+Cases (the environment is the only difference; the program is the same):
+
+* ``none``: no ``PYTHONDNSCACHE``: every lookup is glibc's, an A and an AAAA query to
+  unbound.
+* ``system``: ``PYTHONDNSCACHE=1``, the default system backend (glibc), with
+  ``PYTHONDNSCACHE_TTL`` set to the records' TTL (glibc reports none; in production the
+  fixed ``ttl`` is 60 s), so its refresh rhythm is comparable with the next cases.
+* ``system-dns``: ``PYTHONDNSCACHE=1`` with ``PYTHONDNSCACHE_TTL_SOURCE=dns``: glibc's
+  answers, the records' TTL learned with one more DNS query (per family) per answer.
+* ``dnspython``: ``PYTHONDNSCACHE=1`` with ``PYTHONDNSCACHE_BACKEND=dnspython``,
+  resolv.conf's nameserver (unbound), real record TTLs.
+* ``dot`` (with ``--dot``): the dnspython backend over DNS over TLS to unbound's port
+  853 (``tls://127.0.0.1:853#dns.test``, the test CA as ``PYTHONDNSCACHE_TLS_CA_BUNDLE``).
+
+Reported for each N and case: upstream queries per second (unbound's counter over the
+measured window), the lookups per second the clients made, and the client-side p50, p99
+and max of the lookup latency (all processes' calls of the window pooled), failed or
+wrong answers (must be 0), and dnscache's own misses and stale answers in the window
+(should be 0: every lookup a hit). Figures are medians over ``--rounds`` rounds; each
+round runs every (N, case) once, in an order rotated from round to round, inside a fresh
+namespace and unbound, and the ratios with/without dnscache are taken within a round.
+The expected upstream rate is printed beside the measured one, with its reasoning.
+
+Queries per second scale as 1/TTL: the short default TTL (2 s) makes a few seconds show
+the steady refresh rhythm; a record TTL of 60 s gives 30 times fewer queries with the
+cache, and the same number without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import _machine
+
+BENCH_DIR = Path(__file__).resolve().parent
+TESTS_DIR = BENCH_DIR.parent / "tests"
+PORT = 443
+TLS_PORT = 853
+
+FULL = {"rounds": 5, "window": 6.0, "procs": "1,4,16"}
+QUICK = {"rounds": 3, "window": 2.0, "procs": "1,4,16"}
+CASES = ("none", "system", "system-dns", "dnspython")
+LABELS = {
+    "none": "no dnscache",
+    "system": "dnscache, system backend (fixed ttl=TTL)",
+    "system-dns": "dnscache, system, ttl_source=dns",
+    "dnspython": "dnscache, dnspython backend",
+    "dot": "dnscache, dnspython over TLS",
+}
+REFRESH_AT = 0.5  # Config.refresh_at's default, to explain the expected rate
+READY_TIMEOUT = 60.0  # seconds for N interpreters to start on a loaded 2-CPU machine
+
+
+# --------------------------------------------------------------------------------------------
+# The client: one process of the fleet (``--child``). It imports nothing of dnscache itself:
+# with PYTHONDNSCACHE=1 the .pth hook installs it inside the first ``import socket``.
+# --------------------------------------------------------------------------------------------
+
+
+def child(spec: Mapping[str, Any]) -> None:
+    import socket
+
+    names: list[str] = spec["names"]
+    expected: dict[str, list[str]] = spec["expected"]
+    stream = socket.SOCK_STREAM
+
+    def addresses(name: str) -> list[str]:
+        return sorted({str(info[4][0]) for info in socket.getaddrinfo(name, PORT, 0, stream)})
+
+    for name in names:  # loads the NSS modules, opens the DoT connection, first misses
+        addresses(name)
+    print("ready", flush=True)
+    if sys.stdin.readline().strip() != "go":
+        return
+    resolver = _active_resolver()
+    rate, warm, window = spec["rate"], spec["warm"], spec["window"]
+    interval = 1.0 / rate
+    perf, monotonic, sleep = time.perf_counter_ns, time.monotonic, time.sleep
+    begin = monotonic()
+    measure_from, end = begin + warm, begin + warm + window
+    before = None
+    latency: list[int] = []
+    lookups = errors = wrong = 0
+    i = int(spec["offset"])
+    step = 0
+    while True:
+        due = begin + step * interval
+        if due >= end:
+            break
+        ahead = due - monotonic()
+        if ahead > 0:
+            sleep(ahead)
+        measured = due >= measure_from
+        if measured and before is None:
+            before = _counts(resolver)
+        name = names[i % len(names)]
+        i += 1
+        step += 1
+        t0 = perf()
+        try:
+            got = addresses(name)
+        except OSError:
+            got = None
+        t1 = perf()
+        if not measured:
+            continue
+        lookups += 1
+        latency.append(t1 - t0)
+        if got is None:
+            errors += 1
+        elif got != expected[name]:
+            wrong += 1
+    after = _counts(resolver)
+    delta = {k: after[k] - before[k] for k in after} if before is not None else {}
+    report = {
+        "installed": resolver is not None,
+        "lookups": lookups,
+        "errors": errors,
+        "wrong": wrong,
+        "latency_ns": latency,
+        "dnscache": delta,
+    }
+    print(json.dumps(report), flush=True)
+
+
+def _active_resolver() -> Any:
+    dnscache = sys.modules.get("dnscache")
+    if dnscache is None or not dnscache.is_installed():
+        return None
+    return dnscache.active_resolver()
+
+
+def _counts(resolver: Any) -> dict[str, int]:
+    if resolver is None:
+        return {}
+    stats = resolver.stats()
+    return {k: getattr(stats, k) for k in ("hits", "misses", "stale_hits", "refreshes")}
+
+
+# --------------------------------------------------------------------------------------------
+# Inside the namespace (``run_in_netns`` runs ``inside(spec)``): unbound and the runs of one
+# round.
+# --------------------------------------------------------------------------------------------
+
+
+def records(count: int) -> dict[str, list[str]]:
+    """``count`` names: even ones dual-stack (A and AAAA), odd ones IPv4 only."""
+    out = {}
+    for i in range(count):
+        v4 = f"127.0.{1 + i // 250}.{1 + i % 250}"
+        out[f"svc{i}.fleet.test"] = [v4, "::1"] if i % 2 == 0 else [v4]
+    return out
+
+
+def case_env(case: str, ttl: int, ca: str) -> dict[str, str]:
+    on = {"PYTHONDNSCACHE": "1"}
+    if case == "none":
+        return {}
+    if case == "system":
+        return on | {"PYTHONDNSCACHE_TTL": str(ttl)}
+    if case == "system-dns":
+        return on | {"PYTHONDNSCACHE_TTL_SOURCE": "dns"}
+    if case == "dnspython":
+        return on | {"PYTHONDNSCACHE_BACKEND": "dnspython"}
+    if case == "dot":
+        return on | {
+            "PYTHONDNSCACHE_BACKEND": "dnspython",
+            "PYTHONDNSCACHE_NAMESERVERS": f"tls://127.0.0.1:{TLS_PORT}#dns.test",
+            "PYTHONDNSCACHE_TLS_CA_BUNDLE": ca,
+        }
+    raise ValueError(f"unknown case {case!r}")
+
+
+def _line(proc: subprocess.Popen[str], err: Path) -> str:
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        proc.wait(timeout=10)
+        raise RuntimeError(
+            f"client exited with {proc.returncode}:\n{err.read_text(errors='replace')[-3000:]}"
+        )
+    return line
+
+
+def run_fleet(server: Any, case: str, n: int, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Start ``n`` clients with ``case``'s environment; unbound's counters around the window."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHONDNSCACHE")}
+    env.update(case_env(case, spec["ttl"], str(server.certs["ca"])))
+    logs = Path(tempfile.mkdtemp(prefix=f"fleet-{case}-{n}-"))
+    names = list(spec["records"])
+    expected = {name: sorted(ips) for name, ips in spec["records"].items()}
+    procs: list[tuple[subprocess.Popen[str], Path, IO[str]]] = []
+    try:
+        for i in range(n):
+            err_path = logs / f"client{i}.stderr"
+            err = err_path.open("w")
+            child_spec = {
+                "names": names,
+                "expected": expected,
+                "rate": spec["rate"],
+                "warm": spec["warm"],
+                "window": spec["window"],
+                "offset": i,
+            }
+            proc = subprocess.Popen(
+                [sys.executable, __file__, "--child", json.dumps(child_spec)],
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
+            procs.append((proc, err_path, err))
+        for proc, err_path, _ in procs:
+            if _line(proc, err_path).strip() != "ready":
+                raise RuntimeError(f"client did not get ready: {err_path.read_text()[-3000:]}")
+        go = time.monotonic()
+        for proc, _, _ in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        time.sleep(max(0.0, go + spec["warm"] - time.monotonic()))
+        before = server.stats()
+        reports = [json.loads(_line(proc, err_path)) for proc, err_path, _ in procs]
+        after = server.stats()
+        for proc, _, _ in procs:
+            assert proc.stdin is not None
+            proc.stdin.close()
+            proc.wait(timeout=30)
+    finally:
+        for proc, _, err in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+            err.close()
+    return summarize_run(case, n, spec["window"], before, after, reports)
+
+
+def summarize_run(
+    case: str,
+    n: int,
+    window: float,
+    before: Mapping[str, float],
+    after: Mapping[str, float],
+    reports: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    def delta(key: str) -> int:
+        return int(after.get(key, 0) - before.get(key, 0))
+
+    latency = sorted(ns for r in reports for ns in r["latency_ns"])
+    cache: dict[str, int] = {}
+    for r in reports:
+        for key, value in r["dnscache"].items():
+            cache[key] = cache.get(key, 0) + value
+    return {
+        "case": case,
+        "procs": n,
+        "installed": sum(bool(r["installed"]) for r in reports),
+        "queries": delta("total.num.queries"),
+        "queries_tls": delta("num.query.tls"),
+        "qps": delta("total.num.queries") / window,
+        "lookups_per_s": sum(r["lookups"] for r in reports) / window,
+        "errors": sum(r["errors"] for r in reports),
+        "wrong": sum(r["wrong"] for r in reports),
+        "p50_us": percentile(latency, 50) / 1e3,
+        "p99_us": percentile(latency, 99) / 1e3,
+        "max_us": (latency[-1] if latency else 0) / 1e3,
+        "dnscache": cache,
+    }
+
+
+def percentile(sorted_values: Sequence[int], q: float) -> int:
+    """Nearest-rank percentile (q in 0..100) of an ascending sequence (0 if empty)."""
+    if not sorted_values:
+        return 0
+    rank = max(1, -(-len(sorted_values) * q // 100))
+    return sorted_values[int(rank) - 1]
+
+
+def inside(spec: Mapping[str, Any]) -> None:
+    """One round: a fresh unbound, then every (N, case) of ``spec["order"]``; prints JSON."""
+    import unbound  # tests/unbound.py: run_in_netns puts the tests directory on sys.path
+
+    with unbound.Unbound(
+        spec["records"],
+        ttl=spec["ttl"],
+        port=53,
+        tls_port=TLS_PORT if "dot" in spec["cases"] else None,
+    ) as server:
+        runs = [run_fleet(server, case, n, spec) for n, case in spec["order"]]
+    print(json.dumps({"runs": runs}))
+
+
+# --------------------------------------------------------------------------------------------
+# The host side: rounds, medians, ratios, the table.
+# --------------------------------------------------------------------------------------------
+
+
+def round_order(procs: Sequence[int], cases: Sequence[str], r: int) -> list[tuple[int, str]]:
+    """Every (N, case) once: N ascending, cases rotated by the round number."""
+    k = r % len(cases)
+    rotated = [*cases[k:], *cases[:k]]
+    return [(n, case) for n in procs for case in rotated]
+
+
+def expected_qps(case: str, n: int, spec: Mapping[str, Any]) -> tuple[float, str]:
+    """Upstream queries per second the design predicts for ``case`` with ``n`` processes."""
+    from soak_refresh import expected_rate
+
+    count, rate, ttl = len(spec["records"]), spec["rate"], spec["ttl"]
+    families = sum(len({":" in ip for ip in ips}) for ips in spec["records"].values())
+    if case == "none":
+        return n * rate * 2, f"{n} x {rate:g} lookups/s x 2 queries (A, AAAA)"
+    per_name, _ = expected_rate(count, rate, ttl, "roundrobin")
+    queries = count * 2  # every refresh asks A and AAAA (the call is AF_UNSPEC)
+    why = f"{n} x {count} names x {{q}} queries per refresh x {per_name:.3f} refreshes/s"
+    if case == "system-dns":
+        queries += families  # the learner asks only the families libc returned
+        why = why.replace("{q}", f"(2 + {families}/{count} learning)")
+    else:
+        why = why.replace("{q}", "2")
+    return n * queries * per_name, why
+
+
+def summarize(
+    runs: Sequence[Mapping[str, Any]], procs: Sequence[int], cases: Sequence[str]
+) -> dict[str, Any]:
+    from bench_hit import quartiles
+
+    table: dict[str, Any] = {}
+    for n in procs:
+        by_case = {c: [r for r in runs if r["procs"] == n and r["case"] == c] for c in cases}
+        rows = []
+        for case, got in by_case.items():
+            row: dict[str, Any] = {"case": case, "label": LABELS[case]}
+            for key in ("qps", "lookups_per_s", "p50_us", "p99_us", "max_us"):
+                p25, med, p75 = quartiles([r[key] for r in got])
+                row[key] = med
+                row[f"{key}_p25"], row[f"{key}_p75"] = p25, p75
+            for key in ("errors", "wrong"):
+                row[key] = sum(r[key] for r in got)
+            row["installed"] = min(r["installed"] for r in got)
+            row["queries_tls"] = sum(r["queries_tls"] for r in got)
+            row["queries"] = sum(r["queries"] for r in got)
+            row["dnscache"] = {
+                k: sum(r["dnscache"].get(k, 0) for r in got)
+                for k in ("hits", "misses", "stale_hits", "refreshes")
+            }
+            rows.append(row)
+        ratios: dict[str, dict[str, dict[str, float]]] = {}
+        base = by_case.get("none")
+        if base:
+            for case, got in by_case.items():
+                if case == "none":
+                    continue
+                ratios[case] = {}
+                for key in ("qps", "p50_us", "p99_us", "max_us"):
+                    per_round = [c[key] / b[key] for c, b in zip(got, base, strict=True) if b[key]]
+                    if per_round:
+                        p25, med, p75 = quartiles(per_round)
+                        ratios[case][key] = {"median": med, "p25": p25, "p75": p75}
+        table[str(n)] = {"rows": rows, "ratios": ratios}
+    return table
+
+
+def render(result: Mapping[str, Any]) -> list[str]:
+    spec = result["spec"]
+    count = len(spec["records"])
+    dual = sum(1 for ips in spec["records"].values() if len(ips) > 1)
+    lines = [
+        f"fleet: N processes, each {spec['rate']:g} getaddrinfo/s round-robin over {count} names"
+        f" ({dual} with A+AAAA, {count - dual} A only), record TTL {spec['ttl']} s;",
+        f"measured {spec['window']:g} s after {spec['warm']:g} s of warm-up;"
+        f" {spec['rounds']} interleaved rounds; upstream = unbound's total.num.queries",
+        *_machine.describe(result["machine"]),
+    ]
+    head = (
+        f"{'case':<42} {'upstream q/s':>12} {'p25-p75':>13} {'lookups/s':>9}"
+        f" {'p50 us':>8} {'p99 us':>8} {'max us':>8} {'err':>4} {'miss':>5} {'stale':>5}"
+    )
+    for n, part in result["table"].items():
+        lines += ["", f"== {n} process{'es' if n != '1' else ''} ==", head, "-" * len(head)]
+        for row in part["rows"]:
+            spread = f"{row['qps_p25']:.1f}-{row['qps_p75']:.1f}"
+            cache = row["dnscache"]
+            miss = "-" if row["case"] == "none" else str(cache["misses"])
+            stale = "-" if row["case"] == "none" else str(cache["stale_hits"])
+            lines.append(
+                f"{row['label'].replace('TTL', str(spec['ttl']) + ' s'):<42}"
+                f" {row['qps']:>12.1f} {spread:>13} {row['lookups_per_s']:>9.1f}"
+                f" {row['p50_us']:>8.1f} {row['p99_us']:>8.1f} {row['max_us']:>8.0f}"
+                f" {row['errors'] + row['wrong']:>4} {miss:>5} {stale:>5}"
+            )
+        lines.append("")
+        lines.append(f"{'ratio with/without (per round)':<42} {'upstream':>9} {'p50':>7}"
+                     f" {'p99':>7} {'max':>7}")  # fmt: skip
+        for case, r in part["ratios"].items():
+            cells = " ".join(
+                f"{r[key]['median']:>{w}.3f}x" if key in r else f"{'-':>{w + 1}}"
+                for key, w in (("qps", 8), ("p50_us", 6), ("p99_us", 6), ("max_us", 6))
+            )
+            lines.append(f"{LABELS[case].replace('TTL', str(spec['ttl']) + ' s'):<42} {cells}")
+        lines.append("expected upstream q/s:")
+        for row in part["rows"]:
+            qps, why = expected_qps(row["case"], int(n), spec)
+            lines.append(f"  {row['case']:<11} {qps:8.1f}  = {why}")
+    lines += ["", *checks(result)]
+    return lines
+
+
+def checks(result: Mapping[str, Any]) -> list[str]:
+    """What must hold for the figures to mean anything; printed, never asserted away."""
+    out = []
+    for n, part in result["table"].items():
+        for row in part["rows"]:
+            where = f"N={n} {row['case']}"
+            if row["errors"] or row["wrong"]:
+                out.append(f"FAILED LOOKUPS: {where}: {row['errors']} errors, {row['wrong']} wrong")
+            if row["case"] != "none" and row["installed"] < int(n):
+                out.append(f"NOT MEASURED: {where}: dnscache was not active in every client")
+            if row["case"] == "dot" and row["queries_tls"] != row["queries"]:
+                out.append(f"PLAIN QUERIES: {where}: {row['queries'] - row['queries_tls']}")
+    return out or ["checks: every lookup answered right, dnscache active in every cached client"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--procs", help="comma-separated process counts (default 1,4,16)")
+    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--window", type=float, help="measured seconds per run")
+    parser.add_argument("--ttl", type=int, default=2, help="record TTL in seconds (2)")
+    parser.add_argument("--names", type=int, default=8, help="names each process looks up (8)")
+    parser.add_argument("--rate", type=float, default=20.0, help="lookups/s per process (20)")
+    parser.add_argument("--dot", action="store_true", help="add the dnspython-over-TLS case")
+    parser.add_argument("--quick", action="store_true", help="3 rounds, 2 s windows")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--inside", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(json.loads(args.child))
+        return
+    if args.inside:
+        inside(json.loads(args.inside))
+        return
+    defaults = QUICK if args.quick else FULL
+    procs = [int(x) for x in (args.procs or str(defaults["procs"])).split(",")]
+    cases = [*CASES, "dot"] if args.dot else list(CASES)
+    spec: dict[str, Any] = {
+        "records": records(args.names),
+        "ttl": args.ttl,
+        "rate": args.rate,
+        "warm": float(max(args.ttl, 1)),
+        "window": args.window or defaults["window"],
+        "rounds": args.rounds or defaults["rounds"],
+        "cases": cases,
+    }
+    sys.path.insert(0, str(TESTS_DIR))
+    import netns
+    import unbound
+
+    problem = netns.e2e_requirements() or unbound.missing()
+    if problem is not None:
+        raise SystemExit(f"fleet.py needs root, unshare and unbound: {problem}")
+    machine = _machine.Machine()
+    watch = _machine.Watch(machine, children=True)  # the fleet runs in processes we reap
+    watch.start()
+    runs: list[dict[str, Any]] = []
+    per_run = spec["warm"] + spec["window"] + 5.0
+    for r in range(spec["rounds"]):
+        order = round_order(procs, cases, r)
+        budget = sum(per_run + READY_TIMEOUT * n / 16 for n, _ in order) + 60
+        print(f"round {r + 1}/{spec['rounds']}: {len(order)} runs ...", file=sys.stderr)
+        script = (
+            f"import json, sys; sys.path.insert(0, {str(BENCH_DIR)!r}); import fleet; "
+            f"fleet.inside(json.loads({json.dumps({**spec, 'order': order})!r}))"
+        )
+        runs += netns.run_in_netns(script, timeout=budget)["runs"]
+    machine = watch.stop()
+    result = {
+        "spec": spec,
+        "table": summarize(runs, procs, cases),
+        "runs": runs,
+        "machine": _machine.as_dict(machine),
+    }
+    if args.json:
+        print(json.dumps(result, indent=1, default=str))
+        return
+    result["machine"] = machine
+    print("\n".join(render(result)))
+
+
+if __name__ == "__main__":
+    main()
