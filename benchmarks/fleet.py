@@ -4,51 +4,64 @@ The question a fleet operator asks: N processes on a host share one caching reso
 (unbound, CoreDNS, NodeLocal DNSCache); with ``PYTHONDNSCACHE=1`` set on all of them, how
 many queries still reach the resolver, and how long do the programs' lookups take?
 
-Setup, all inside one private network and mount namespace (``tests/netns.py``: only
-``lo``, ``/etc/resolv.conf`` naming 127.0.0.1, ``hosts: files dns``):
+Setup, all inside one private network, mount and PID namespace (``tests/netns.py``: only
+``lo``, ``/etc/resolv.conf`` naming 127.0.0.1, ``hosts: files dns``), so glibc itself asks:
 
-* Debian's unbound (``tests/unbound.py``) on 127.0.0.1:53 (and :853 for DNS over TLS
-  with ``--dot``), serving ``--names`` names from ``local-data`` with a record TTL of
-  ``--ttl`` seconds; half the names have an A and an AAAA record, half only an A record.
-  unbound's own counters (``unbound-control stats_noreset``) are the witness of what
-  arrives upstream: nothing the clients say about themselves is counted.
-* N unmodified client processes (``--procs``, default 1, 4 and 16), each a paced loop
-  of ``socket.getaddrinfo(name, 443, 0, SOCK_STREAM)`` (the call ``http.client`` and
-  urllib3 make) at ``--rate`` lookups per second, round-robin over the names, each
+* Debian's unbound (``tests/unbound.py``) on 127.0.0.1:53 (and :853, DNS over TLS, with
+  ``--dot``), serving ``--names`` names (6) from ``local-data`` with a record TTL of
+  ``--ttl`` seconds (2); half of them have an A and an AAAA record, half only an A.
+  unbound's own counters (``unbound-control stats_noreset``, ``total.num.queries``) are
+  the witness of what arrives upstream: nothing the clients say about themselves is.
+* N unmodified client processes (``--procs``: 1, 4 and 16), each a paced loop of
+  ``socket.getaddrinfo(name, 443, 0, SOCK_STREAM)`` (the call ``http.client`` and
+  urllib3 make) at ``--rate`` lookups per second (40), round-robin over the names, each
   process starting at a different name. Only the call is timed.
-* Each run starts the N processes with one environment (the cases below), lets each look
-  every name up once, waits until all are ready, then says "go": the processes run
-  their loop for ``--ttl`` seconds of warm-up (so that whatever they cached while the
-  slowest of them started has been renewed, as in a fleet that has been up a while)
-  and then ``--window`` measured seconds. unbound's counters are read at the start
-  and after the end of the measured window.
+* A run starts the N processes with one environment (a case below); each looks every
+  name up once and says it is ready; when all are, the parent says "go", the processes
+  run their loop for a warm-up of two passes over the names (at least 1 s: whatever
+  expired while the slowest process started is asked again) and then ``--window``
+  measured seconds. unbound's counters are read at the start and after the end of the
+  measured window.
 
 Cases (the environment is the only difference; the program is the same):
 
-* ``none``: no ``PYTHONDNSCACHE``: every lookup is glibc's, an A and an AAAA query to
-  unbound.
+* ``none``: no ``PYTHONDNSCACHE``: every lookup is glibc's A and AAAA query to unbound.
+* ``memo``: the floor, not a product: the client wraps the original ``getaddrinfo`` in
+  a dict (no TTL, never asks again). In a loop that sleeps between calls even a dict
+  lookup costs tens of microseconds (caches gone cold, the CPU idle), so a hit is to
+  be compared with this row, not with ``bench_hit.py``'s hot loop.
 * ``system``: ``PYTHONDNSCACHE=1``, the default system backend (glibc), with
   ``PYTHONDNSCACHE_TTL`` set to the records' TTL (glibc reports none; in production the
-  fixed ``ttl`` is 60 s), so its refresh rhythm is comparable with the next cases.
+  fixed ``ttl`` is 60 s), so that its refresh rhythm compares with the next cases.
 * ``system-dns``: ``PYTHONDNSCACHE=1`` with ``PYTHONDNSCACHE_TTL_SOURCE=dns``: glibc's
-  answers, the records' TTL learned with one more DNS query (per family) per answer.
-* ``dnspython``: ``PYTHONDNSCACHE=1`` with ``PYTHONDNSCACHE_BACKEND=dnspython``,
-  resolv.conf's nameserver (unbound), real record TTLs.
+  answers, the records' TTL learned by one more DNS query per family per answer.
+* ``dnspython``: ``PYTHONDNSCACHE=1`` with ``PYTHONDNSCACHE_BACKEND=dnspython`` and
+  resolv.conf's nameserver (unbound): real record TTLs.
 * ``dot`` (with ``--dot``): the dnspython backend over DNS over TLS to unbound's port
-  853 (``tls://127.0.0.1:853#dns.test``, the test CA as ``PYTHONDNSCACHE_TLS_CA_BUNDLE``).
+  853 (``tls://127.0.0.1:853#dns.test``, the test CA as ``PYTHONDNSCACHE_TLS_CA_BUNDLE``);
+  the check line says whether every query arrived over TLS.
 
 Reported for each N and case: upstream queries per second (unbound's counter over the
-measured window), the lookups per second the clients made, and the client-side p50, p99
-and max of the lookup latency (all processes' calls of the window pooled), failed or
-wrong answers (must be 0), and dnscache's own misses and stale answers in the window
-(should be 0: every lookup a hit). Figures are medians over ``--rounds`` rounds; each
-round runs every (N, case) once, in an order rotated from round to round, inside a fresh
-namespace and unbound, and the ratios with/without dnscache are taken within a round.
-The expected upstream rate is printed beside the measured one, with its reasoning.
+measured window) against the figure the design predicts (printed with its reasoning),
+the lookups per second the clients made, the client-side p50, p99 and max lookup latency
+(every call of the window, all processes pooled), failed or wrong answers (must be 0),
+and dnscache's own misses and stale answers in the window (0: every lookup a hit).
+Figures are medians over ``--rounds`` rounds; each round runs every (N, case) once, in an
+order rotated from round to round, in a fresh namespace with a fresh unbound, and the
+ratios with/without dnscache are taken within a round. The machine's load is printed
+(``_machine.py``; the clients and unbound count as ours).
 
-Queries per second scale as 1/TTL: the short default TTL (2 s) makes a few seconds show
-the steady refresh rhythm; a record TTL of 60 s gives 30 times fewer queries with the
-cache, and the same number without it.
+Then, with ``--outage`` seconds (3 in the full run), once per case in the last round:
+``--outage-procs`` (4) processes, and one second into their window unbound is stopped
+and started again ``--outage`` seconds later (a resolver restart). Reported: lookups,
+failed lookups, latency, and the answers dnscache served stale (RFC 8767).
+
+Reading the upstream figure: with the cache, each process asks each name once per
+refresh (A and AAAA), and a refresh starts at the first hit past ``refresh_at`` (0.5)
+of the TTL, whatever the lookup rate; without it, every lookup is two queries. So the
+cached rate scales as 1/TTL: the short default TTL lets a few seconds show the steady
+refresh rhythm, and a record TTL of 60 s gives 30 times fewer queries with the cache
+and the same number without it.
 """
 
 from __future__ import annotations
@@ -71,11 +84,13 @@ TESTS_DIR = BENCH_DIR.parent / "tests"
 PORT = 443
 TLS_PORT = 853
 
-FULL = {"rounds": 5, "window": 6.0, "procs": "1,4,16"}
-QUICK = {"rounds": 3, "window": 2.0, "procs": "1,4,16"}
-CASES = ("none", "system", "system-dns", "dnspython")
+FULL = {"rounds": 5, "window": 4.0, "procs": "1,4,16", "outage": 3.0}  # ~9 min here
+QUICK = {"rounds": 3, "window": 2.0, "procs": "1,16", "outage": 0.0}  # ~2.5 min
+CASES = ("none", "memo", "system", "system-dns", "dnspython")
+UNCACHED = ("none", "memo")  # the cases without dnscache
 LABELS = {
     "none": "no dnscache",
+    "memo": "reference: dict memo in the client",
     "system": "dnscache, system backend (fixed ttl=TTL)",
     "system-dns": "dnscache, system, ttl_source=dns",
     "dnspython": "dnscache, dnspython backend",
@@ -97,9 +112,10 @@ def child(spec: Mapping[str, Any]) -> None:
     names: list[str] = spec["names"]
     expected: dict[str, list[str]] = spec["expected"]
     stream = socket.SOCK_STREAM
+    getaddrinfo = _dict_memo(socket.getaddrinfo) if spec["memo"] else socket.getaddrinfo
 
     def addresses(name: str) -> list[str]:
-        return sorted({str(info[4][0]) for info in socket.getaddrinfo(name, PORT, 0, stream)})
+        return sorted({str(info[4][0]) for info in getaddrinfo(name, PORT, 0, stream)})
 
     for name in names:  # loads the NSS modules, opens the DoT connection, first misses
         addresses(name)
@@ -157,6 +173,20 @@ def child(spec: Mapping[str, Any]) -> None:
     print(json.dumps(report), flush=True)
 
 
+def _dict_memo(original: Any) -> Any:
+    """The floor: what the least possible cache costs in this paced loop (no TTL, no lock)."""
+    memo: dict[tuple[Any, ...], list[Any]] = {}
+
+    def getaddrinfo(*args: Any) -> list[Any]:
+        try:
+            return list(memo[args])
+        except KeyError:
+            memo[args] = result = original(*args)
+            return list(result)
+
+    return getaddrinfo
+
+
 def _active_resolver() -> Any:
     dnscache = sys.modules.get("dnscache")
     if dnscache is None or not dnscache.is_installed():
@@ -187,22 +217,22 @@ def records(count: int) -> dict[str, list[str]]:
 
 
 def case_env(case: str, ttl: int, ca: str) -> dict[str, str]:
+    """The environment that makes the difference between the cases."""
     on = {"PYTHONDNSCACHE": "1"}
-    if case == "none":
-        return {}
-    if case == "system":
-        return on | {"PYTHONDNSCACHE_TTL": str(ttl)}
-    if case == "system-dns":
-        return on | {"PYTHONDNSCACHE_TTL_SOURCE": "dns"}
-    if case == "dnspython":
-        return on | {"PYTHONDNSCACHE_BACKEND": "dnspython"}
-    if case == "dot":
-        return on | {
+    envs = {
+        "none": {},
+        "memo": {},
+        "system": on | {"PYTHONDNSCACHE_TTL": str(ttl)},
+        "system-dns": on | {"PYTHONDNSCACHE_TTL_SOURCE": "dns"},
+        "dnspython": on | {"PYTHONDNSCACHE_BACKEND": "dnspython"},
+        "dot": on
+        | {
             "PYTHONDNSCACHE_BACKEND": "dnspython",
             "PYTHONDNSCACHE_NAMESERVERS": f"tls://127.0.0.1:{TLS_PORT}#dns.test",
             "PYTHONDNSCACHE_TLS_CA_BUNDLE": ca,
-        }
-    raise ValueError(f"unknown case {case!r}")
+        },
+    }
+    return envs[case]
 
 
 def _line(proc: subprocess.Popen[str], err: Path) -> str:
@@ -216,35 +246,39 @@ def _line(proc: subprocess.Popen[str], err: Path) -> str:
     return line
 
 
-def run_fleet(server: Any, case: str, n: int, spec: Mapping[str, Any]) -> dict[str, Any]:
-    """Start ``n`` clients with ``case``'s environment; unbound's counters around the window."""
+def run_fleet(
+    server: Any,
+    case: str,
+    n: int,
+    spec: Mapping[str, Any],
+    *,
+    window: float,
+    outage: float = 0.0,
+) -> dict[str, Any]:
+    """Start ``n`` clients with ``case``'s environment; unbound's counters around the window.
+
+    With ``outage``, unbound is stopped one second into the window and started again
+    ``outage`` seconds later (a new process: its counters start again, so none are read).
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHONDNSCACHE")}
     env.update(case_env(case, spec["ttl"], str(server.certs["ca"])))
     logs = Path(tempfile.mkdtemp(prefix=f"fleet-{case}-{n}-"))
-    names = list(spec["records"])
-    expected = {name: sorted(ips) for name, ips in spec["records"].items()}
+    child_spec = {
+        "names": list(spec["records"]),
+        "expected": {name: sorted(ips) for name, ips in spec["records"].items()},
+        "rate": spec["rate"],
+        "warm": spec["warm"],
+        "window": window,
+        "memo": case == "memo",
+    }
     procs: list[tuple[subprocess.Popen[str], Path, IO[str]]] = []
+    before: Mapping[str, float] = {}
+    after: Mapping[str, float] = {}
     try:
         for i in range(n):
             err_path = logs / f"client{i}.stderr"
             err = err_path.open("w")
-            child_spec = {
-                "names": names,
-                "expected": expected,
-                "rate": spec["rate"],
-                "warm": spec["warm"],
-                "window": spec["window"],
-                "offset": i,
-            }
-            proc = subprocess.Popen(
-                [sys.executable, __file__, "--child", json.dumps(child_spec)],
-                env=env,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                text=True,
-            )
-            procs.append((proc, err_path, err))
+            procs.append((_client(child_spec | {"offset": i}, env, err), err_path, err))
         for proc, err_path, _ in procs:
             if _line(proc, err_path).strip() != "ready":
                 raise RuntimeError(f"client did not get ready: {err_path.read_text()[-3000:]}")
@@ -254,9 +288,16 @@ def run_fleet(server: Any, case: str, n: int, spec: Mapping[str, Any]) -> dict[s
             proc.stdin.write("go\n")
             proc.stdin.flush()
         time.sleep(max(0.0, go + spec["warm"] - time.monotonic()))
-        before = server.stats()
+        if outage:
+            time.sleep(1.0)
+            server.stop()
+            time.sleep(outage)
+            server.start()
+        else:
+            before = server.stats()
         reports = [json.loads(_line(proc, err_path)) for proc, err_path, _ in procs]
-        after = server.stats()
+        if not outage:
+            after = server.stats()
         for proc, _, _ in procs:
             assert proc.stdin is not None
             proc.stdin.close()
@@ -267,7 +308,18 @@ def run_fleet(server: Any, case: str, n: int, spec: Mapping[str, Any]) -> dict[s
                 proc.kill()
                 proc.wait(timeout=10)
             err.close()
-    return summarize_run(case, n, spec["window"], before, after, reports)
+    return summarize_run(case, n, window, before, after, reports)
+
+
+def _client(spec: Mapping[str, Any], env: Mapping[str, str], err: IO[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, __file__, "--child", json.dumps(spec)],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=err,
+        text=True,
+    )
 
 
 def summarize_run(
@@ -292,6 +344,8 @@ def summarize_run(
         "installed": sum(bool(r["installed"]) for r in reports),
         "queries": delta("total.num.queries"),
         "queries_tls": delta("num.query.tls"),
+        "window": window,
+        "lookups": sum(r["lookups"] for r in reports),
         "qps": delta("total.num.queries") / window,
         "lookups_per_s": sum(r["lookups"] for r in reports) / window,
         "errors": sum(r["errors"] for r in reports),
@@ -312,7 +366,8 @@ def percentile(sorted_values: Sequence[int], q: float) -> int:
 
 
 def inside(spec: Mapping[str, Any]) -> None:
-    """One round: a fresh unbound, then every (N, case) of ``spec["order"]``; prints JSON."""
+    """One round in a fresh unbound: every (N, case) of ``spec["order"]``, then the outage
+    runs of ``spec["outage_cases"]``; prints the JSON of every run."""
     import unbound  # tests/unbound.py: run_in_netns puts the tests directory on sys.path
 
     with unbound.Unbound(
@@ -321,8 +376,19 @@ def inside(spec: Mapping[str, Any]) -> None:
         port=53,
         tls_port=TLS_PORT if "dot" in spec["cases"] else None,
     ) as server:
-        runs = [run_fleet(server, case, n, spec) for n, case in spec["order"]]
-    print(json.dumps({"runs": runs}))
+        runs = [run_fleet(server, c, n, spec, window=spec["window"]) for n, c in spec["order"]]
+        outages = [
+            run_fleet(
+                server,
+                case,
+                spec["outage_procs"],
+                spec,
+                window=spec["outage"] + 2 * spec["ttl"] + 2,
+                outage=spec["outage"],
+            )
+            for case in spec["outage_cases"]
+        ]
+    print(json.dumps({"runs": runs, "outages": outages}))
 
 
 # --------------------------------------------------------------------------------------------
@@ -345,6 +411,8 @@ def expected_qps(case: str, n: int, spec: Mapping[str, Any]) -> tuple[float, str
     families = sum(len({":" in ip for ip in ips}) for ips in spec["records"].values())
     if case == "none":
         return n * rate * 2, f"{n} x {rate:g} lookups/s x 2 queries (A, AAAA)"
+    if case == "memo":
+        return 0.0, "its answers never expire"
     per_name, _ = expected_rate(count, rate, ttl, "roundrobin")
     queries = count * 2  # every refresh asks A and AAAA (the call is AF_UNSPEC)
     why = f"{n} x {count} names x {{q}} queries per refresh x {per_name:.3f} refreshes/s"
@@ -417,8 +485,8 @@ def render(result: Mapping[str, Any]) -> list[str]:
         for row in part["rows"]:
             spread = f"{row['qps_p25']:.1f}-{row['qps_p75']:.1f}"
             cache = row["dnscache"]
-            miss = "-" if row["case"] == "none" else str(cache["misses"])
-            stale = "-" if row["case"] == "none" else str(cache["stale_hits"])
+            miss = "-" if row["case"] in UNCACHED else str(cache["misses"])
+            stale = "-" if row["case"] in UNCACHED else str(cache["stale_hits"])
             lines.append(
                 f"{row['label'].replace('TTL', str(spec['ttl']) + ' s'):<42}"
                 f" {row['qps']:>12.1f} {spread:>13} {row['lookups_per_s']:>9.1f}"
@@ -438,7 +506,32 @@ def render(result: Mapping[str, Any]) -> list[str]:
         for row in part["rows"]:
             qps, why = expected_qps(row["case"], int(n), spec)
             lines.append(f"  {row['case']:<11} {qps:8.1f}  = {why}")
+    if result["outages"]:
+        lines += ["", *render_outages(result)]
     lines += ["", *checks(result)]
+    return lines
+
+
+def render_outages(result: Mapping[str, Any]) -> list[str]:
+    spec = result["spec"]
+    runs = result["outages"]
+    head = (
+        f"{'case':<42} {'lookups':>8} {'failed':>7} {'p50 us':>8} {'p99 us':>8} {'max us':>8}"
+        f" {'stale answers':>13}"
+    )
+    lines = [
+        f"== unbound stopped for {spec['outage']:g} s and started again, 1 s into a"
+        f" {runs[0]['window']:g} s window, {runs[0]['procs']} processes (last round) ==",
+        head,
+        "-" * len(head),
+    ]
+    for run in runs:
+        stale = "-" if run["case"] in UNCACHED else str(run["dnscache"].get("stale_hits", 0))
+        lines.append(
+            f"{LABELS[run['case']].replace('TTL', str(spec['ttl']) + ' s'):<42}"
+            f" {run['lookups']:>8} {run['errors'] + run['wrong']:>7} {run['p50_us']:>8.1f}"
+            f" {run['p99_us']:>8.1f} {run['max_us']:>8.0f} {stale:>13}"
+        )
     return lines
 
 
@@ -450,8 +543,10 @@ def checks(result: Mapping[str, Any]) -> list[str]:
             where = f"N={n} {row['case']}"
             if row["errors"] or row["wrong"]:
                 out.append(f"FAILED LOOKUPS: {where}: {row['errors']} errors, {row['wrong']} wrong")
-            if row["case"] != "none" and row["installed"] < int(n):
+            if row["case"] not in UNCACHED and row["installed"] < int(n):
                 out.append(f"NOT MEASURED: {where}: dnscache was not active in every client")
+            if row["case"] in UNCACHED and row["installed"]:
+                out.append(f"NOT MEASURED: {where}: dnscache was active")
             if row["case"] == "dot" and row["queries_tls"] != row["queries"]:
                 out.append(f"PLAIN QUERIES: {where}: {row['queries'] - row['queries_tls']}")
     return out or ["checks: every lookup answered right, dnscache active in every cached client"]
@@ -463,10 +558,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--window", type=float, help="measured seconds per run")
     parser.add_argument("--ttl", type=int, default=2, help="record TTL in seconds (2)")
-    parser.add_argument("--names", type=int, default=8, help="names each process looks up (8)")
-    parser.add_argument("--rate", type=float, default=20.0, help="lookups/s per process (20)")
+    parser.add_argument("--names", type=int, default=6, help="names each process looks up (6)")
+    parser.add_argument("--rate", type=float, default=40.0, help="lookups/s per process (40)")
     parser.add_argument("--dot", action="store_true", help="add the dnspython-over-TLS case")
-    parser.add_argument("--quick", action="store_true", help="3 rounds, 2 s windows")
+    parser.add_argument(
+        "--outage", type=float, help="seconds unbound is down in the outage runs (0: none)"
+    )
+    parser.add_argument("--outage-procs", type=int, default=4, help="processes in them (4)")
+    parser.add_argument("--quick", action="store_true", help="3 rounds, 2 s, N=1,16, no outage")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--inside", help=argparse.SUPPRESS)
@@ -484,10 +583,14 @@ def main() -> None:
         "records": records(args.names),
         "ttl": args.ttl,
         "rate": args.rate,
-        "warm": float(max(args.ttl, 1)),
+        # Two passes over the names: whatever expired while the slowest client started
+        # has been asked again, and every name is in its refresh rhythm.
+        "warm": max(1.0, 2 * args.names / args.rate),
         "window": args.window or defaults["window"],
         "rounds": args.rounds or defaults["rounds"],
         "cases": cases,
+        "outage": defaults["outage"] if args.outage is None else args.outage,
+        "outage_procs": args.outage_procs,
     }
     sys.path.insert(0, str(TESTS_DIR))
     import netns
@@ -500,21 +603,30 @@ def main() -> None:
     watch = _machine.Watch(machine, children=True)  # the fleet runs in processes we reap
     watch.start()
     runs: list[dict[str, Any]] = []
+    outages: list[dict[str, Any]] = []
     per_run = spec["warm"] + spec["window"] + 5.0
     for r in range(spec["rounds"]):
+        last = r == spec["rounds"] - 1
         order = round_order(procs, cases, r)
+        # The outage runs come once, at the end of the last round.
+        outage_cases = [c for c in cases if c != "memo"] if last and spec["outage"] else []
         budget = sum(per_run + READY_TIMEOUT * n / 16 for n, _ in order) + 60
+        budget += len(outage_cases) * (spec["outage"] + 2 * spec["ttl"] + 2 + per_run)
         print(f"round {r + 1}/{spec['rounds']}: {len(order)} runs ...", file=sys.stderr)
+        round_spec = {**spec, "order": order, "outage_cases": outage_cases}
         script = (
             f"import json, sys; sys.path.insert(0, {str(BENCH_DIR)!r}); import fleet; "
-            f"fleet.inside(json.loads({json.dumps({**spec, 'order': order})!r}))"
+            f"fleet.inside(json.loads({json.dumps(round_spec)!r}))"
         )
-        runs += netns.run_in_netns(script, timeout=budget)["runs"]
+        got = netns.run_in_netns(script, timeout=budget)
+        runs += got["runs"]
+        outages += got["outages"]
     machine = watch.stop()
     result = {
         "spec": spec,
         "table": summarize(runs, procs, cases),
         "runs": runs,
+        "outages": outages,
         "machine": _machine.as_dict(machine),
     }
     if args.json:
