@@ -303,11 +303,11 @@ def run_fleet(
             proc.stdin.close()
             proc.wait(timeout=30)
     finally:
-        for proc, _, err in procs:
+        for proc, _, stream in procs:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(timeout=10)
-            err.close()
+            stream.close()
     return summarize_run(case, n, window, before, after, reports)
 
 
@@ -622,7 +622,7 @@ def main() -> None:
         runs += got["runs"]
         outages += got["outages"]
     machine = watch.stop()
-    result = {
+    result: dict[str, Any] = {
         "spec": spec,
         "table": summarize(runs, procs, cases),
         "runs": runs,
