@@ -131,6 +131,7 @@ def child(spec: Mapping[str, Any]) -> None:
     before = None
     latency: list[int] = []
     lookups = errors = wrong = 0
+    failures: dict[str, int] = {}  # errno name -> count
     i = int(spec["offset"])
     step = 0
     while True:
@@ -147,17 +148,19 @@ def child(spec: Mapping[str, Any]) -> None:
         i += 1
         step += 1
         t0 = perf()
+        failure = None
         try:
             got = addresses(name)
-        except OSError:
-            got = None
+        except OSError as exc:
+            got, failure = None, _errno_name(exc)
         t1 = perf()
         if not measured:
             continue
         lookups += 1
         latency.append(t1 - t0)
-        if got is None:
+        if failure is not None:
             errors += 1
+            failures[failure] = failures.get(failure, 0) + 1
         elif got != expected[name]:
             wrong += 1
     after = _counts(resolver)
@@ -166,11 +169,23 @@ def child(spec: Mapping[str, Any]) -> None:
         "installed": resolver is not None,
         "lookups": lookups,
         "errors": errors,
+        "failures": failures,
         "wrong": wrong,
         "latency_ns": latency,
         "dnscache": delta,
     }
     print(json.dumps(report), flush=True)
+
+
+def _errno_name(exc: OSError) -> str:
+    """``EAI_AGAIN`` for a gaierror(-3), ``ECONNREFUSED`` for an OSError(111), ..."""
+    import errno
+    import socket
+
+    if isinstance(exc, socket.gaierror):
+        names = [n for n in dir(socket) if n.startswith("EAI_") and getattr(socket, n) == exc.errno]
+        return names[0] if names else f"gaierror({exc.errno})"
+    return errno.errorcode.get(exc.errno or 0, type(exc).__name__)
 
 
 def _dict_memo(original: Any) -> Any:
@@ -334,6 +349,10 @@ def summarize_run(
         return int(after.get(key, 0) - before.get(key, 0))
 
     latency = sorted(ns for r in reports for ns in r["latency_ns"])
+    failures: dict[str, int] = {}
+    for r in reports:
+        for kind, count in r["failures"].items():
+            failures[kind] = failures.get(kind, 0) + count
     cache: dict[str, int] = {}
     for r in reports:
         for key, value in r["dnscache"].items():
@@ -349,6 +368,7 @@ def summarize_run(
         "qps": delta("total.num.queries") / window,
         "lookups_per_s": sum(r["lookups"] for r in reports) / window,
         "errors": sum(r["errors"] for r in reports),
+        "failures": failures,
         "wrong": sum(r["wrong"] for r in reports),
         "p50_us": percentile(latency, 50) / 1e3,
         "p99_us": percentile(latency, 99) / 1e3,
@@ -517,7 +537,7 @@ def render_outages(result: Mapping[str, Any]) -> list[str]:
     runs = result["outages"]
     head = (
         f"{'case':<42} {'lookups':>8} {'failed':>7} {'p50 us':>8} {'p99 us':>8} {'max us':>8}"
-        f" {'stale answers':>13}"
+        f" {'stale answers':>13}  failures"
     )
     lines = [
         f"== unbound stopped for {spec['outage']:g} s and started again, 1 s into a"
@@ -530,7 +550,8 @@ def render_outages(result: Mapping[str, Any]) -> list[str]:
         lines.append(
             f"{LABELS[run['case']].replace('TTL', str(spec['ttl']) + ' s'):<42}"
             f" {run['lookups']:>8} {run['errors'] + run['wrong']:>7} {run['p50_us']:>8.1f}"
-            f" {run['p99_us']:>8.1f} {run['max_us']:>8.0f} {stale:>13}"
+            f" {run['p99_us']:>8.1f} {run['max_us']:>8.0f} {stale:>13}  "
+            + (", ".join(f"{k} x{v}" for k, v in sorted(run["failures"].items())) or "-")
         )
     return lines
 
