@@ -84,8 +84,8 @@ TESTS_DIR = BENCH_DIR.parent / "tests"
 PORT = 443
 TLS_PORT = 853
 
-FULL = {"rounds": 5, "window": 4.0, "procs": "1,4,16", "outage": 3.0}  # ~9 min here
-QUICK = {"rounds": 3, "window": 2.0, "procs": "1,16", "outage": 0.0}  # ~2.5 min
+FULL = {"rounds": 5, "window": 4.0, "procs": "1,4,16", "outage": 3.0}  # ~10 min here
+QUICK = {"rounds": 3, "window": 2.0, "procs": "1,16", "outage": 0.0}  # ~3 min
 CASES = ("none", "memo", "system", "system-dns", "dnspython")
 UNCACHED = ("none", "memo")  # the cases without dnscache
 LABELS = {
