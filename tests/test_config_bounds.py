@@ -27,15 +27,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dnscache import Config
-from dnscache._core.config import (
-    _VALIDATORS,
+from dnscache._core.checks import (
     MAX_LIFETIME,
     MAX_WAIT,
     MIN_CLEANUP_INTERVAL,
+    VALIDATORS,
     OutOfRange,
     _check_number,
-    parse_env,
 )
+from dnscache._core.config import parse_env
 from dnscache._tools.dnsserver import DNSServer
 
 WAITS = {"resolve_timeout", "happy_eyeballs_delay", "cleanup_interval"}
@@ -61,7 +61,7 @@ def _allowed(name: str, value: float) -> bool:
 def test_the_durations_are_the_ones_we_think() -> None:
     assert set(DURATIONS) >= WAITS | {"ttl", "negative_ttl", "stale_ttl", "persist_max_age"}
     for name in DURATIONS:  # every duration goes through the bounded number check
-        assert _VALIDATORS[name] is not None
+        assert VALIDATORS[name] is not None
 
 
 NUMBERS = (

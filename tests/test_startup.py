@@ -20,7 +20,7 @@ import pytest
 import dnscache
 from dnscache._activation import startup as _startup
 from dnscache._activation.startup import OFF_VALUES, ON_VALUES, PTH_LINE, activate
-from dnscache._core import config as _config
+from dnscache._core import envvars as _config
 
 ROOT = Path(__file__).resolve().parent.parent
 
