@@ -28,6 +28,16 @@ child closes the listening socket it inherited (the parent's: the child never
 answers on it) and opens its own under its own pid. A process killed without
 ``close()`` leaves a dead socket file, which the next start or ``dnscache ps``
 removes.
+
+Why one module of about 420 lines: the listener, its request protocol and its
+security checks (directory, socket mode, peer credentials) are one boundary, and
+reading them together is how one convinces oneself nothing else gets through;
+the private-directory rules shared with the client are in ``rundir``.
+
+Why one module of about 420 lines: the listener, its request protocol and its
+security checks (directory, socket mode, peer credentials) are one boundary, and
+reading them together is how one convinces oneself nothing else gets through;
+the private-directory rules shared with the client are in ``rundir``.
 """
 
 from __future__ import annotations

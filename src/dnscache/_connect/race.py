@@ -5,6 +5,10 @@ stdlib does, and hands over to :class:`Race` only when that attempt did not
 connect. Everything here follows the rules of ``pacing`` and the contract in
 ``happy_eyeballs``'s essay; the sockets come from the caller's factory and the
 time from the caller's clock, so tests play the whole network.
+
+Why one class of about 260 lines: :class:`Race` is a state machine (pending
+attempts, deadlines, the next start, the winner), and its transitions are easier
+to check side by side than spread over helpers.
 """
 
 from __future__ import annotations

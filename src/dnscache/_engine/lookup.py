@@ -14,6 +14,11 @@ interrupted before it could unregister. Everything that is not ours (the
 ``on_cache_miss``/``on_change`` hooks, logging, tracing) and every slow thing
 that can wait (the persistent layer's queue) runs before the flight is
 registered or after it ended: see ``callouts``.
+
+Why one class of about 330 lines: the loop that registers, joins and waits on
+flights and the lookup that ends them are one protocol (each wait is safe only
+because of how ``run`` ends a flight, and the reverse); split apart, neither half
+could be checked on its own. What a lookup tells others lives in ``outcomes``.
 """
 
 from __future__ import annotations

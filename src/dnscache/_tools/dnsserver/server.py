@@ -3,6 +3,10 @@
 UDP and TCP on one port, each served by a thread blocked in ``select`` with a
 wake-up socket so that ``stop()`` returns within about a second; delayed answers
 and TCP connections run on short-lived, counted worker threads.
+
+Why one class of about 380 lines: :class:`DNSServer` is the public test tool, and
+most of its length is the zone-control and observation API tests call (what to
+answer, what was asked); the answering itself is in ``zone`` and ``handler``.
 """
 
 from __future__ import annotations
