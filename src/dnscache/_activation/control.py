@@ -33,11 +33,6 @@ Why one module of about 420 lines: the listener, its request protocol and its
 security checks (directory, socket mode, peer credentials) are one boundary, and
 reading them together is how one convinces oneself nothing else gets through;
 the private-directory rules shared with the client are in ``rundir``.
-
-Why one module of about 420 lines: the listener, its request protocol and its
-security checks (directory, socket mode, peer credentials) are one boundary, and
-reading them together is how one convinces oneself nothing else gets through;
-the private-directory rules shared with the client are in ``rundir``.
 """
 
 from __future__ import annotations
