@@ -821,7 +821,7 @@ NOBODY = 65534
 def cli_as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
     """The CLI, run by root as the unprivileged user nobody (imports done before the switch)."""
     code = (
-        "import os, sys, sqlite3, pathlib, ipaddress, json\n"
+        "import os, sys, sqlite3, pathlib, ipaddress, json, gettext, locale  # argparse: 3.13\n"
         "import dnscache._tools.cli.main as m, dnscache._tools.cli.cache\n"
         "import dnscache._sources.persist.store\n"
         f"os.setgroups([]); os.setgid({NOBODY}); os.setuid({NOBODY})\n"

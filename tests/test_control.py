@@ -436,7 +436,8 @@ def test_another_user_can_neither_reach_nor_get_an_answer(
             [
                 sys.executable,
                 "-c",
-                "import encodings.idna, json, os, sys\nimport dnscache._tools.cli.main\n"
+                "import encodings.idna, gettext, json, locale, os, sys\n"
+                "import dnscache._tools.cli.main  # gettext, locale: argparse on 3.13\n"
                 "import dnscache._tools.cli.ps, dnscache._tools.cli.endpoint\n"
                 f"os.setgroups([]); os.setgid({NOBODY}); os.setuid({NOBODY})\n" + code,
                 str(shared_run_dir),
