@@ -24,9 +24,12 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from types import ModuleType
-from typing import Any, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
-from .._core.config import Config, Options, check_options, make_config
+from .._core.config import Config, check_options, make_config
+
+if TYPE_CHECKING:
+    from .._core.options import Options
 from .._engine.resolver import Resolver
 from . import pending, postimport
 from .targets import TARGETS, Target
@@ -188,13 +191,26 @@ def install(config: Config | None = None, **options: Unpack[Options]) -> Resolve
                 raise
     # The control endpoint (opened only if asked for) follows the installed Resolver:
     # outside the lock, like everything that may import or start a thread.
-    from .control import attach, detach
-
     if old is not None:
-        detach(old)
+        _detach_control(old)
         old.close()
-    attach(resolver)
+    if _control_wanted(resolver):  # the endpoint's module loads only when asked for
+        from .control import attach
+
+        attach(resolver)
     return resolver
+
+
+def _control_wanted(resolver: Resolver) -> bool:
+    """The option, or the variable (control.wanted's rule, without importing control)."""
+    switch = os.environ.get("PYTHONDNSCACHE_CONTROL", "").strip().lower()
+    return resolver.config.control or switch in ("1", "true", "yes", "on")
+
+
+def _detach_control(resolver: Resolver) -> None:
+    control = sys.modules.get(__package__ + ".control")  # never loaded: nothing to close
+    if control is not None:
+        control.detach(resolver)
 
 
 def _same_config(a: Config, b: Config) -> bool:
@@ -244,9 +260,7 @@ def uninstall() -> None:
     with _lock:
         layer = next((layer for layer in _layers if layer.installed_by == "install"), None)
     if layer is not None:
-        from .control import detach
-
-        detach(layer.resolver)
+        _detach_control(layer.resolver)
         _pop(layer)
 
 

@@ -45,10 +45,10 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TypeVar
 
 from .._core.addrinfo import Address, AddrInfo
+from .._core.values import Value
 
 # One entry per host name that is connected to; 10,000 names is far more than a
 # process talks to (a crawler being the exception that the LRU serves), and at a
@@ -62,12 +62,16 @@ DEFAULT_MAX_ADDRESSES = 64
 _T = TypeVar("_T")
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(Value):
     """What was last seen of one address: clock times, None for never."""
 
-    last_success: float | None = None
-    last_failure: float | None = None
+    __slots__ = ("last_failure", "last_success")
+
+    def __init__(
+        self, last_success: float | None = None, last_failure: float | None = None
+    ) -> None:
+        self.last_success = last_success
+        self.last_failure = last_failure
 
 
 def _failure(record: Record) -> float | None:

@@ -16,14 +16,11 @@ values like any other.
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import os
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
-
-from .nameservers import check_nameservers
 
 # Below every platform's cap on a wait (see the module docstring) with room to
 # spare; nobody waits a day for a DNS answer or between two connection attempts.
@@ -114,7 +111,7 @@ def _check_hosts(name: str, value: Any) -> Any:
         checked = []
         for ip in ips:
             try:
-                checked.append(str(ipaddress.ip_address(ip)))
+                checked.append(str(_ip_address(ip)))
             except ValueError:
                 raise ValueError(f"{name}: {ip!r} for {host!r} is not an IP address") from None
         if not checked:
@@ -179,13 +176,27 @@ def _check_ttl_source(name: str, value: Any) -> Any:
     return value
 
 
+def _ip_address(text: str) -> object:
+    import ipaddress  # only when a hosts or preload mapping is given
+
+    return ipaddress.ip_address(text)
+
+
+def _check_nameservers(name: str, value: Any) -> Any:
+    if isinstance(value, tuple | list) and not value:
+        return ()  # the default: resolv.conf's servers
+    from .nameservers import check_nameservers  # only when nameservers are given
+
+    return check_nameservers(name, value)
+
+
 VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "refresh": _check_bool,
     "refresh_at": _check_fraction,
     "stale_ttl": _check_number,
     "resolve_timeout": _check_wait,
     "backend": _check_backend,
-    "nameservers": check_nameservers,
+    "nameservers": _check_nameservers,
     "min_ttl": _check_number,
     "max_ttl": _check_number,
     "cleanup_interval": _check_cleanup_interval,

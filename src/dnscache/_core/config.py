@@ -46,8 +46,33 @@ from .envvars import (
     parse_int,
     parse_persist,
 )
-from .nameservers import Nameserver, parse_nameserver, split_nameserver
-from .options import Options, check_options
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .nameservers import Nameserver as Nameserver
+    from .nameservers import parse_nameserver as parse_nameserver
+    from .nameservers import split_nameserver as split_nameserver
+    from .options import Options as Options
+else:
+    # Re-exported on first use: at start-up nothing needs them (typing's TypedDict
+    # and the nameserver parser cost milliseconds at every program's first import
+    # of socket).
+    _ELSEWHERE = {
+        "Nameserver": ".nameservers",
+        "parse_nameserver": ".nameservers",
+        "split_nameserver": ".nameservers",
+        "Options": ".options",
+    }
+
+    def __getattr__(name: str) -> object:
+        try:
+            module = _ELSEWHERE[name]
+        except KeyError:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+        value = getattr(__import__(__package__ + module, fromlist=[name]), name)
+        globals()[name] = value
+        return value
+
 
 __all__ = [
     "ENV_PREFIX",
@@ -334,3 +359,29 @@ def make_config(config: Config | None, options: Mapping[str, Any]) -> Config:
         raise TypeError(f"config must be a dnscache.Config, not {type(config).__name__}")
     base = config if config is not None else Config()
     return base.replace(**options) if options else base
+
+
+def check_options(options: Mapping[str, object], where: str) -> None:
+    """Raise ``TypeError`` naming an unknown option, as Python does for a bad keyword.
+
+    The known names are Config's fields, which the ``Options`` TypedDict mirrors
+    for type checkers (a test keeps the two in step); the TypedDict itself is not
+    needed at run time.
+    """
+    known = _field_names()
+    for name in options:
+        if name not in known:
+            import difflib
+
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise TypeError(f"{where} got an unexpected keyword argument {name!r}{hint}")
+
+
+_FIELD_NAMES: list[str] = []
+
+
+def _field_names() -> list[str]:
+    if not _FIELD_NAMES:
+        _FIELD_NAMES.extend(f.name for f in fields(Config))
+    return _FIELD_NAMES

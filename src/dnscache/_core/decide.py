@@ -49,9 +49,9 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass
 
 from .policy import Freshness, Lifetime
+from .values import Value
 
 
 class Do(enum.Enum):
@@ -65,28 +65,36 @@ class Do(enum.Enum):
     PASS_THROUGH = "pass-through"  # the original getaddrinfo, no caching at all
 
 
-@dataclass(frozen=True, slots=True)
-class Flight:
+class Flight(Value):
     """What a decision needs to know about a lookup under way for the key."""
 
-    started: float | None  # None while queued for a worker
-    deadline: float  # waiters stop waiting at this instant
+    __slots__ = ("deadline", "started")
+
+    def __init__(self, started: float | None, deadline: float) -> None:
+        self.started = started  # None while queued for a worker
+        self.deadline = deadline  # waiters stop waiting at this instant
 
 
-@dataclass(frozen=True, slots=True)
-class EntryState:
+class EntryState(Value):
     """What a decision needs to know about the cached entry for the key."""
 
-    life: Lifetime
-    negative: bool  # a cached failure (never refreshed, never stale)
-    retry_after: float  # while serving stale: no upstream retry before this
-    failed: bool  # the last upstream attempt for this answer failed
+    __slots__ = ("failed", "life", "negative", "retry_after")
+
+    def __init__(self, life: Lifetime, negative: bool, retry_after: float, failed: bool) -> None:
+        self.life = life
+        self.negative = negative  # a cached failure (never refreshed, never stale)
+        self.retry_after = retry_after  # while serving stale: no upstream retry before this
+        self.failed = failed  # the last upstream attempt for this answer failed
 
 
-@dataclass(frozen=True, slots=True)
-class Action:
-    do: Do
-    until: float = math.inf  # for WAIT_THEN_STALE and JOIN: when to stop waiting
+class Action(Value):
+    """What a call does: ``do``, and for WAIT_THEN_STALE and JOIN when to stop waiting."""
+
+    __slots__ = ("do", "until")
+
+    def __init__(self, do: Do, until: float = math.inf) -> None:
+        self.do = do
+        self.until = until
 
 
 SERVE = Action(Do.SERVE)

@@ -23,20 +23,30 @@ everything here is pure: text in, facts and keys out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .values import Value
 
 
-@dataclass(frozen=True)
-class SystemFacts:
+class SystemFacts(Value):
     """What the system resolver's configuration says, as far as keys are concerned."""
 
-    hosts_names: frozenset[bytes]
-    has_search: bool
-    plain_nss: bool
-    nameservers: tuple[str, ...]
-    # resolv.conf's "options timeout:N attempts:N" (glibc's defaults: 5 s, 2 tries)
-    timeout: float = 5.0
-    attempts: int = 2
+    __slots__ = ("attempts", "has_search", "hosts_names", "nameservers", "plain_nss", "timeout")
+
+    def __init__(
+        self,
+        hosts_names: frozenset[bytes],
+        has_search: bool,
+        plain_nss: bool,
+        nameservers: tuple[str, ...],
+        # resolv.conf's "options timeout:N attempts:N" (glibc's defaults: 5 s, 2 tries)
+        timeout: float = 5.0,
+        attempts: int = 2,
+    ) -> None:
+        self.hosts_names = hosts_names
+        self.has_search = has_search
+        self.plain_nss = plain_nss
+        self.nameservers = nameservers
+        self.timeout = timeout
+        self.attempts = attempts
 
     @property
     def dot_is_noise(self) -> bool:

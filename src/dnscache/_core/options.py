@@ -49,15 +49,3 @@ class Options(TypedDict, total=False):
     control: bool
     tls_ca_bundle: str | None
     ttl_source: str
-
-
-def check_options(options: Mapping[str, object], where: str) -> None:
-    """Raise ``TypeError`` naming an unknown option, as Python does for a bad keyword."""
-    known = Options.__annotations__
-    for name in options:
-        if name not in known:
-            import difflib
-
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise TypeError(f"{where} got an unexpected keyword argument {name!r}{hint}")

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass
+
+from .values import Value
 
 
 class Freshness(enum.Enum):
@@ -37,14 +38,16 @@ class Freshness(enum.Enum):
     EXPIRED = "expired"
 
 
-@dataclass(frozen=True, slots=True)
-class Lifetime:
+class Lifetime(Value):
     """The four instants of one answer's life (monotonic seconds)."""
 
-    born: float
-    refresh_at: float
-    expires: float
-    stale_until: float
+    __slots__ = ("born", "expires", "refresh_at", "stale_until")
+
+    def __init__(self, born: float, refresh_at: float, expires: float, stale_until: float) -> None:
+        self.born = born
+        self.refresh_at = refresh_at
+        self.expires = expires
+        self.stale_until = stale_until
 
     def classify(self, now: float) -> Freshness:
         if now < self.refresh_at:

@@ -33,7 +33,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 
 from .._core.logger import log
 
@@ -44,10 +43,14 @@ IDLE_EXIT = 0.05  # an idle worker exits after this long without work
 JOIN_TIMEOUT = 1.0  # close() waits at most this long in all
 
 
-@dataclass(slots=True)
 class Job:
-    run: Callable[[], None]
-    cancel: Callable[[], None]  # called instead of run when the job is dropped unrun
+    """One piece of background work: ``run`` it, or ``cancel`` it if it is dropped unrun."""
+
+    __slots__ = ("cancel", "run")
+
+    def __init__(self, run: Callable[[], None], cancel: Callable[[], None]) -> None:
+        self.run = run
+        self.cancel = cancel
 
 
 class Background:

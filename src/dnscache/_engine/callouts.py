@@ -37,6 +37,8 @@ from .._core.logger import log
 _T = TypeVar("_T")
 
 _local = threading.local()
+# logging's levels, without importing logging (see _core.logger).
+DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
 
 # Hooks that raised already, holding the hook itself: while it is held its id
 # cannot be reused by another function (whose first failure must be loud too).

@@ -36,12 +36,15 @@ from .._core.config import Config
 from .._core.names import bare
 from .._core.policy import Freshness
 from .._sources.answer import Backend
-from .._sources.ttl import TtlLearner
 from . import answers, callouts, trace
 from .background import Background, Job
 from .outcomes import Outcomes
 from .persisted import Persisted
 from .stats import Counters
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .._sources.ttl import TtlLearner
 
 # gaierrors that describe the name (or the resolver's reachability), and so may
 # be cached. Errors about the arguments (EAI_BADFLAGS, EAI_SERVICE, ...) never

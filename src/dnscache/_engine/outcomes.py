@@ -20,11 +20,14 @@ from .._core import addrinfo as ai
 from .._core.config import Config
 from .._core.policy import clamp_ttl, lifetime
 from .._sources.answer import Answer
-from .._sources.ttl import TtlLearner
 from . import answers, callouts, trace
 from .background import Background, Job
 from .persisted import Persisted
 from .stats import Counters
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .._sources.ttl import TtlLearner
 
 
 class Outcomes:

@@ -17,7 +17,6 @@ from .._core import addrinfo as ai
 from .._core.config import Config
 from .._core.names import bare
 from .._sources.answer import Answer
-from .._sources.persist import PersistentStore, fallback_addresses, merged_addresses
 from . import answers, callouts
 
 # last_seen is refreshed for answers served from memory at most this often per
@@ -45,13 +44,15 @@ class Persisted:
     def __init__(self, config: Config) -> None:
         self._config = config
         self.preload = answers.by_key(config.preload)
-        self.store = (
+        self.store: PersistentStore | None = None
+        if config.persist:  # sqlite3 and the file layer load only then
+            from .._sources.persist.store import PersistentStore
+
             # Its warnings are call outs: a handler that resolves a name must not
             # wait on the sqlite lock the warning may be emitted under.
-            PersistentStore(config.persist, max_age=config.persist_max_age, say=callouts.say)
-            if config.persist
-            else None
-        )
+            self.store = PersistentStore(
+                config.persist, max_age=config.persist_max_age, say=callouts.say
+            )
 
     @property
     def active(self) -> bool:
@@ -61,6 +62,8 @@ class Persisted:
         """An entry from the file, then the preload list, or None (reads sqlite: no lock held)."""
         if not self.active:
             return None
+        from .._sources.persist.rules import fallback_addresses
+
         host = bare(ekey[0])
         rows = self.store.addresses(host) if self.store is not None else []
         ips = fallback_addresses(
@@ -77,6 +80,8 @@ class Persisted:
         """Delta Chat's merge of a live answer with persisted and preloaded addresses."""
         if self.store is None or self._config.persist_mode != "merge":
             return answer
+        from .._sources.persist.rules import merged_addresses
+
         host = bare(ekey[0])
         live = {ai.ip_strings([a])[0]: a for a in answer.addresses}
         order = merged_addresses(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
 from .._cache.entries import Entry
 from .._cache.store import Store
@@ -27,14 +27,16 @@ from .._connect import happy_eyeballs
 from .._connect.connector import Connector, health_name, make_create_connection
 from .._connect.health import AddressHealth, Record
 from .._core import addrinfo as ai
-from .._core.config import Config, Options, check_options, make_config
+from .._core.config import Config, check_options, make_config
+
+if TYPE_CHECKING:
+    from .._core.options import Options
+    from .._sources.ttl import TtlLearner
 from .._core.names import bare, encode_host, lookup_bound
 from .._sources.answer import Backend
-from .._sources.dnspython import DnspythonBackend, lifetime_for
 from .._sources.originals import get_original
 from .._sources.sysfiles import SystemFiles
 from .._sources.system import SystemBackend
-from .._sources.ttl import TtlLearner
 from . import lifecycle, trace
 from .background import Background
 from .calls import Calls
@@ -84,7 +86,11 @@ class Resolver:
         self.traced = self._telemetry is not None  # spans and events are recorded
         # Traced, the counters also mark which calls the cache answered (hit events).
         self._counters = Counters() if self._telemetry is None else trace.MarkingCounters()
-        self._learner = TtlLearner.from_config(config, self._hosts_names)
+        self._learner: TtlLearner | None = None
+        if config.backend == "system" and config.ttl_source == "dns":  # dnspython loads then
+            from .._sources.ttl import TtlLearner
+
+            self._learner = TtlLearner.from_config(config, self._hosts_names)
         self._lookups = Lookups(
             config=config,
             store=self._store,
@@ -134,6 +140,8 @@ class Resolver:
         system = SystemBackend(self._original)
         if self.config.backend != "dnspython":
             return system
+        from .._sources.dnspython import DnspythonBackend  # only for this backend
+
         return DnspythonBackend.from_config(self.config, system, self._hosts_names)
 
     def _hosts_names(self) -> frozenset[bytes]:
@@ -142,6 +150,8 @@ class Resolver:
     def _lookup_bound(self) -> float:
         """Seconds one upstream lookup may take at most (a waiter's patience)."""
         if self.config.backend == "dnspython":
+            from .._sources.dnspython import lifetime_for
+
             return lifetime_for(self.config.resolve_timeout)
         return lookup_bound(self._files.facts)
 

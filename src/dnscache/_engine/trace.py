@@ -41,7 +41,6 @@ wrapped, and the counters are the plain ones.
 
 from __future__ import annotations
 
-import logging
 import socket
 import threading
 from collections.abc import Callable
@@ -50,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 from .._cache.entries import Entry
 from .._core import addrinfo as ai
 from . import callouts
+from .callouts import DEBUG, WARNING
 from .stats import DURATION_BOUNDS, Counters
 
 if TYPE_CHECKING:
@@ -99,9 +99,7 @@ def get_telemetry(enabled: bool) -> Telemetry | None:
     except ImportError:
         if not _warned:
             _warned = True
-            callouts.say(
-                logging.WARNING, "trace=True but opentelemetry-api is not installed; no spans"
-            )
+            callouts.say(WARNING, "trace=True but opentelemetry-api is not installed; no spans")
         return None
     from contextvars import copy_context
 
@@ -185,7 +183,7 @@ def record_lookup(
             origin,
         )
     except Exception:  # telemetry must never break a lookup
-        callouts.say(logging.DEBUG, "could not record a span", exc_info=True)
+        callouts.say(DEBUG, "could not record a span", exc_info=True)
 
 
 def _record(
@@ -366,4 +364,4 @@ def _hit_event(get_current_span: Callable[[], Any], host: Any, result: str) -> N
                 {"dns.question.name": presentation(bytes(name)), "dnscache.result": result},
             )
     except Exception:  # telemetry must never break a lookup
-        callouts.say(logging.DEBUG, "could not record a cache hit", exc_info=True)
+        callouts.say(DEBUG, "could not record a cache hit", exc_info=True)

@@ -9,10 +9,10 @@ knows it, the record TTL) or raises ``socket.gaierror`` exactly as the system's
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
 from typing import Protocol
 
 from .._core.addrinfo import Address
+from .._core.values import Value
 
 # The gaierrors a backend raises as glibc would, with glibc's messages.
 _EAI_NODATA = getattr(socket, "EAI_NODATA", socket.EAI_NONAME)
@@ -21,11 +21,15 @@ NODATA = (_EAI_NODATA, "No address associated with hostname")
 AGAIN = (socket.EAI_AGAIN, "Temporary failure in name resolution")
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    addresses: tuple[Address, ...]
-    canonname: str
-    ttl: float | None  # None: the backend cannot tell (the system resolver)
+class Answer(Value):
+    """What a backend said of a name: addresses in its order, the canonical name, the TTL."""
+
+    __slots__ = ("addresses", "canonname", "ttl")
+
+    def __init__(self, addresses: tuple[Address, ...], canonname: str, ttl: float | None) -> None:
+        self.addresses = addresses
+        self.canonname = canonname
+        self.ttl = ttl  # None: the backend cannot tell (the system resolver)
 
 
 class Backend(Protocol):
