@@ -57,7 +57,6 @@ _NONE_TYPE = type(None)
 # the number CPython would use.
 _HOSTS = frozenset({str, bytes})
 _PORTS = frozenset({int, str, bytes, _NONE_TYPE})
-_SSL_TIMEOUT_TYPES = frozenset({int, float})
 
 
 def is_literal(host: str | bytes) -> bool:
@@ -210,7 +209,7 @@ def _plain_ssl_arguments(
 
 
 def _positive_or_none(value: Any) -> bool:
-    return value is None or (value.__class__ in _SSL_TIMEOUT_TYPES and bool(value > 0))
+    return value is None or (isinstance(value, int | float) and value > 0)
 
 
 async def _connect(
