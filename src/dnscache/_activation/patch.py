@@ -21,6 +21,7 @@ import os
 import sys
 import threading
 import warnings
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from types import ModuleType
@@ -73,6 +74,7 @@ class _Layer:
 
     def apply(self, target: Target) -> None:
         holder = _holder(target)
+        _patched_modules[target.module] = weakref.ref(sys.modules[target.module])
         func = target.factory(self.resolver)
         current = _own(holder, target.attr)
         for other, installed in self.installed.items():
@@ -89,11 +91,19 @@ class _Layer:
 
 _layers: list[_Layer] = []
 _watched: set[str] = set()  # target modules whose import _on_import is told about
+# The module object our layers were applied to, per module name. eventlet's and gevent's
+# import_patched() execute a *second copy* of a module (eventlet's socket, at `import
+# eventlet`) while sys.modules briefly holds the copy: patching the copy would overwrite
+# the layers' records of the real module, which uninstall() then could not restore.
+_patched_modules: dict[str, weakref.ref[ModuleType]] = {}
 
 
 def _on_import(module: ModuleType) -> None:
     """Post-import hook: apply every active layer, bottom first, to a module just (re)executed."""
     with _lock:
+        seen = _patched_modules.get(module.__name__)
+        if seen is not None and seen() not in (None, module):
+            return  # a copy of a module already patched: not the one the program uses
         for target in TARGETS:
             if target.module != module.__name__ or not _layers:
                 continue
