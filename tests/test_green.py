@@ -406,3 +406,106 @@ def test_rebase_keeps_the_resolver_when_nothing_changed() -> None:
             assert patch.rebase() is None  # open patched() blocks are left as they are
     finally:
         dnscache.uninstall()
+
+
+GUNICORN_APP = textwrap.dedent(
+    """
+    import json, os, socket
+
+    import flask
+    import requests
+
+    app = flask.Flask(__name__)
+    session = requests.Session()
+    session.trust_env = False
+
+
+    @app.get("/")
+    def index():
+        backend = session.get(
+            os.environ["BACKEND_URL"], timeout=10, headers={"Connection": "close"}
+        )
+        import dnscache
+        resolver = dnscache.active_resolver()
+        return json.dumps({
+            "backend": backend.status_code,
+            "pid": os.getpid(),
+            "ours": bool(getattr(socket.getaddrinfo, "__dnscache__", False)),
+            "original": resolver._original.__module__ if resolver else None,
+        })
+    """
+)
+
+GUNICORN = textwrap.dedent(
+    """
+    import json, os, signal, socket, subprocess, sys, tempfile, time, urllib.request
+    from pathlib import Path
+    import netns
+    from dnscache._tools.dnsserver import DNSServer
+
+    REQUESTS = 50
+    with DNSServer(port=53) as dns:
+        dns.set("backend.test", a=["127.0.0.1"], ttl=300)
+        backend, backend_port = netns.start_http_server()
+        app_dir = Path(tempfile.mkdtemp())
+        (app_dir / "app.py").write_text(os.environ["APP"])
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHONDNSCACHE")}
+        env.update(PYTHONDNSCACHE="1", PYTHONPATH=str(app_dir),
+                   BACKEND_URL=f"http://backend.test:{backend_port}/")
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--worker-class", "gevent", "--workers", "1",
+             "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "5", "app:app"],
+            env=env, cwd=app_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        replies, error = [], None
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            for _ in range(REQUESTS):
+                with opener.open(f"http://127.0.0.1:{port}/", timeout=15) as response:
+                    replies.append(json.loads(response.read()))
+        except Exception as exc:
+            error = repr(exc)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                output, _ = server.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                output, _ = server.communicate()
+        backend.close()
+        print(json.dumps({
+            "error": error,
+            "replies": replies,
+            "output": output[-4000:],
+            "queries": [dns.queries("backend.test", "A"), dns.queries("backend.test", "AAAA")],
+        }))
+    """
+)
+
+
+def test_gunicorn_gevent_worker_with_pythondnscache() -> None:
+    """PYTHONDNSCACHE=1 installs in gunicorn's master; the worker monkey-patches after the
+    fork, and gevent's plugin call puts the cache back on top: a Flask app calling a
+    backend by name (requests) makes one upstream query per family for 50 requests."""
+    netns.require_e2e()
+    result = netns.run_in_netns(GUNICORN, timeout=150, env={"APP": GUNICORN_APP})
+    described = json.dumps(result, indent=1)
+    assert result["error"] is None, described
+    replies = result["replies"]
+    assert len(replies) == 50, described
+    assert {reply["backend"] for reply in replies} == {200}, described
+    assert len({reply["pid"] for reply in replies}) == 1, described  # one worker
+    assert {(reply["ours"], reply["original"]) for reply in replies} == {
+        (True, "gevent._socketcommon")
+    }, described
+    assert result["queries"] == [1, 1], described
