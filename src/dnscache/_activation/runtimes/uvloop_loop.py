@@ -103,7 +103,9 @@ def getaddrinfo(resolver: Resolver) -> Any:
         proto: int = 0,
         flags: int = 0,
     ) -> Any:
-        if socket.getaddrinfo is ours:
+        # The classes first: a view made for socket.getaddrinfo(host, True) (port 1 to
+        # the stdlib) must not answer uvloop, for which True is the service "True".
+        if socket.getaddrinfo is ours and host.__class__ in _HOSTS and port.__class__ in _PORTS:
             result = peek(host, port, family, type, proto, flags)
             if result is not None:
                 return result
