@@ -79,6 +79,21 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def order_script_env(order: str, nameserver: str) -> dict[str, str]:
+    """A child's environment for an install-order test: "env" activates from the environment.
+
+    The other orders ("before", "after" the runtime's import) call install() in the script.
+    """
+    env = clean_env()
+    if order == "env":
+        env.update(
+            PYTHONDNSCACHE="1",
+            PYTHONDNSCACHE_BACKEND="dnspython",
+            PYTHONDNSCACHE_NAMESERVERS=nameserver,
+        )
+    return env
+
+
 def run_script(
     script: str,
     env: Mapping[str, str] | None = None,

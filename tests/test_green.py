@@ -17,6 +17,8 @@ on 127.0.0.1:53, whose query log is the witness. A scenario's child:
    each a new connection to a loopback HTTP server): still one query per family;
 4. forks under the hub while another greenlet's lookup is in flight: the child resolves
    a cached name, the in-flight one and a new one, and exits 0 (bounded by an alarm);
+   the parent's lookup in flight ends (its outcome is glibc's: the child shares the
+   query's socket and, without dnscache as with it, now and then takes the answer);
 5. uninstalls: the runtime's own ``getaddrinfo`` is back, no dnscache thread or greenlet
    is left, and no warning was raised (the child runs with ``-W error::RuntimeWarning``).
 
@@ -180,7 +182,14 @@ CHILD = textwrap.dedent(
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
     report["fork_child"] = os.waitstatus_to_exitcode(status) if done else "hung"
-    joinall([inflight])
+    # The parent's lookup in flight ends, bounded; not always well: its query's socket is
+    # the child's too, and about 2 in 100 answers are lost to it under gevent's thread
+    # resolver, with or without dnscache (glibc then times out: EAI_AGAIN).
+    try:
+        joinall([inflight])
+    except OSError:
+        pass
+    report["inflight_ended"] = bool(inflight.dead)
 
     # 5. uninstall
     dnscache.uninstall()
@@ -342,7 +351,7 @@ def test_green_runtime(scenario: Scenario) -> None:
     # One upstream query per family for 20 lookups and 40 connects; AAAA is NODATA.
     assert queries["name"] == [1, 1], described
     assert queries["slow"] == [1, 1], described
-    assert report["fork_child"] == 0, described
+    assert (report["fork_child"], report["inflight_ended"]) == (0, True), described
     assert report["restored"] is True, described
     assert (report["threads_left"], report["greenlets_left"]) == ([], []), described
     assert (report["refreshes"], queries["refresh"][0]) == (1, 2), described

@@ -23,7 +23,7 @@ import trio._socket
 
 import dnscache
 from dnscache._tools.dnsserver import DNSServer
-from runtimes_support import clean_env, http_server, run_script
+from runtimes_support import http_server, order_script_env, run_script
 
 NAME = "svc.test"
 SLOW = "slow.test"
@@ -276,13 +276,7 @@ print(json.dumps({
 def test_install_before_or_after_trio_is_imported_or_from_the_environment(
     dns: DNSServer, order: str
 ) -> None:
-    env = clean_env()
-    if order == "env":
-        env.update(
-            PYTHONDNSCACHE="1",
-            PYTHONDNSCACHE_BACKEND="dnspython",
-            PYTHONDNSCACHE_NAMESERVERS=dns.nameserver,
-        )
+    env = order_script_env(order, dns.nameserver)
     result = run_script(ORDER_SCRIPT, env, args=(order, dns.nameserver))
     # 19 hits: trio's thread calls socket.getaddrinfo for the first (the miss) only.
     assert result == {"same": True, "addresses": ["127.0.0.1", "::1"], "ours": True, "hits": 19}

@@ -33,7 +33,7 @@ from uvloop.loop import Loop as CythonLoop
 
 import dnscache
 from dnscache._tools.dnsserver import DNSServer
-from runtimes_support import clean_env, http_server, run_script
+from runtimes_support import http_server, order_script_env, run_script
 
 NAME = "svc.test"
 GONE = "gone.test"
@@ -248,13 +248,7 @@ print(json.dumps({
 def test_install_before_or_after_uvloop_is_imported_or_from_the_environment(
     dns: DNSServer, order: str
 ) -> None:
-    env = clean_env()
-    if order == "env":
-        env.update(
-            PYTHONDNSCACHE="1",
-            PYTHONDNSCACHE_BACKEND="dnspython",
-            PYTHONDNSCACHE_NAMESERVERS=dns.nameserver,
-        )
+    env = order_script_env(order, dns.nameserver)
     result = run_script(ORDER_SCRIPT, env, args=(order, dns.nameserver))
     assert result == {"same": True, "addresses": ["127.0.0.1", "::1"], "ours": True, "hits": 19}
     assert (dns.queries(NAME, "A"), dns.queries(NAME, "AAAA")) == (1, 1)
