@@ -550,49 +550,89 @@ def test_doctor_runtime_table_asyncio_and_urllib3() -> None:
     assert (later["urllib3"]["imported"], later["urllib3"]["covered"]) == (False, True)
 
 
-def test_doctor_runtime_table_for_runtimes_that_end_in_socket_getaddrinfo(
-    tmp_path: Path,
-) -> None:
-    # Stand-ins for trio and uvloop, to check the table's logic wherever they are not
-    # installed (the real ones come with issue 14's extra): trio ends in socket.getaddrinfo
-    # (covered with the cache on), uvloop resolves in C (no adapter).
-    for name in ("trio", "uvloop"):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "__init__.py").write_text("")
-    path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
-    on = _runtimes("trio", "uvloop", PYTHONDNSCACHE="1", PYTHONPATH=path)
-    assert (on["trio"]["installed"], on["trio"]["covered"]) == (True, True)
-    assert (on["uvloop"]["installed"], on["uvloop"]["covered"]) == (True, None)
-    off = _runtimes("trio", PYTHONPATH=path)
-    assert off["trio"]["covered"] is False
-    proc = cli("doctor", env=clean_env(PYTHONDNSCACHE="1", PYTHONPATH=path))
+RUNTIMES = ("uvloop", "trio", "gevent", "eventlet")
+
+
+def test_doctor_runtime_table_for_the_real_runtimes() -> None:
+    # The real packages (the dev extra installs them), imported in the child so the
+    # post-import hooks run; eventlet warns about its own deprecation on import.
+    import importlib.metadata
+
+    on = _runtimes(*RUNTIMES, PYTHONDNSCACHE="1", PYTHONWARNINGS="ignore::DeprecationWarning")
+    for name in RUNTIMES:
+        assert on[name] | {"path": ""} == {
+            "runtime": name,
+            "installed": True,
+            "version": importlib.metadata.version(name),
+            "imported": True,
+            "covered": True,
+            "path": "",
+        }
+    later = _runtimes(PYTHONDNSCACHE="1")  # none imported: each is patched when it is
+    assert [(later[n]["imported"], later[n]["covered"]) for n in RUNTIMES] == [(False, True)] * 4
+    off = _runtimes(*RUNTIMES, PYTHONWARNINGS="ignore::DeprecationWarning")
+    assert [off[name]["covered"] for name in RUNTIMES] == [False] * 4
+    proc = cli("doctor", env=clean_env(PYTHONDNSCACHE="1"))
     rows = {line.split()[0]: line for line in proc.stdout.splitlines() if line.startswith("  ")}
-    assert "yes, with a thread hop" in rows["trio"]
-    assert "no: no adapter" in rows["uvloop"]
+    for name in RUNTIMES:
+        assert "yes, once imported" in rows[name], rows[name]
 
 
-def test_doctor_asks_the_activation_registry_when_there_is_one(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # The contract assumed of the activation layer (issue 14): registry.is_active(name)
-    # -> True (covered), False (adapter not in effect) or None (no adapter).
-    import types
+SOCKET_REPLACED = (
+    "import json, socket\n"
+    "import dnscache\n"
+    "from dnscache._tools.cli.runtimes import runtime_table\n"
+    "import uvloop, trio\n"
+    "dnscache.install()\n"
+    "real = socket.getaddrinfo\n"
+    "socket.getaddrinfo = lambda *a, **k: real(*a, **k)\n"  # a tracer, installed after us
+    "wrapped = {r['runtime']: r['covered'] for r in runtime_table()}\n"
+    "socket.getaddrinfo = real\n"
+    "back = {r['runtime']: r['covered'] for r in runtime_table()}\n"
+    "dnscache.uninstall()\n"
+    "print(json.dumps([wrapped, back]))\n"
+)
 
+
+def test_doctor_runtime_table_when_socket_getaddrinfo_is_not_ours() -> None:
+    # Every adapter uses the cache only while socket.getaddrinfo is ours (issue 10).
+    proc = subprocess.run(
+        [sys.executable, "-c", SOCKET_REPLACED],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=TIMEOUT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    wrapped, back = json.loads(proc.stdout)
+    assert set(wrapped.values()) == {False}
+    assert set(back.values()) == {True}
+
+
+def test_doctor_asks_the_activation_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The activation layer's contract: registry.is_active(name) -> True (covered),
+    # False (adapter not in effect) or None (no adapter); an error is "unknown".
+    from dnscache._activation import registry
     from dnscache._tools.cli.runtimes import runtime_table
 
     asked: list[str] = []
 
     def is_active(name: str) -> bool | None:
         asked.append(name)
+        if name == "trio":
+            raise RuntimeError("a registry that fails must not fail doctor")
         return {"asyncio": True, "urllib3": False}.get(name)
 
-    registry = types.ModuleType("dnscache._activation.registry")
-    registry.is_active = is_active  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "dnscache._activation.registry", registry)
+    monkeypatch.setattr(registry, "is_active", is_active)
     table = {row["runtime"]: row["covered"] for row in runtime_table()}
-    assert table["asyncio"] is True
-    assert table["urllib3"] is False
-    assert "asyncio" in asked and "urllib3" in asked
+    assert (table["asyncio"], table["urllib3"], table["trio"], table["uvloop"]) == (
+        True,
+        False,
+        None,
+        None,
+    )
+    assert {"asyncio", "urllib3", "uvloop", "trio", "gevent", "eventlet"} <= set(asked)
+    assert registry.runtimes() == ("asyncio", "urllib3", "uvloop", "trio", "gevent", "eventlet")
 
 
 def test_doctor_ignores_unrelated_variables() -> None:

@@ -522,3 +522,28 @@ def test_a_target_that_cannot_be_patched_does_not_stop_the_others(
     finally:
         uninstall()
     assert_pristine()
+
+
+def test_a_second_copy_of_a_patched_module_is_left_alone(library: str) -> None:
+    """eventlet's import_patched() re-executes a module while sys.modules briefly holds the copy.
+
+    The copy is not the program's module: patching it would overwrite what the layers
+    recorded of the real one, and uninstall() would then leave our function behind.
+    """
+    import importlib
+
+    module = importlib.import_module(library)
+    r = install()
+    try:
+        saved = sys.modules.pop(library)  # what eventlet.patcher.inject does, in short
+        try:
+            copy = importlib.import_module(library)
+        finally:
+            sys.modules[library] = saved
+        assert copy is not module
+        assert copy.Loop().getaddrinfo("h", 1) == "base"  # the copy: untouched
+        assert module.Loop().getaddrinfo("h", 1) == ("ours", r)
+    finally:
+        uninstall()
+    assert "getaddrinfo" not in vars(module.Loop)
+    assert module.Loop().getaddrinfo("h", 1) == "base"

@@ -21,6 +21,7 @@ import os
 import sys
 import threading
 import warnings
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from types import ModuleType
@@ -59,28 +60,53 @@ def _own(holder: Any, attr: str) -> Any:
     return vars(holder).get(attr, _MISSING)
 
 
+def _fabric() -> tuple[Any, ...]:
+    """What a Resolver is made of that green runtimes replace: its locks, threads, sockets."""
+    import socket
+
+    return (threading.Lock, threading.Thread, socket.socket)
+
+
 @dataclass(eq=False)
 class _Layer:
     resolver: Resolver
     installed_by: str  # "install" or "patched"
     installed: dict[Target, Any] = field(default_factory=dict)
     replaced: dict[Target, Any] = field(default_factory=dict)
+    fabric: tuple[Any, ...] = field(default_factory=_fabric)
 
     def apply(self, target: Target) -> None:
         holder = _holder(target)
+        _patched_modules[target.module] = weakref.ref(sys.modules[target.module])
         func = target.factory(self.resolver)
-        self.replaced[target] = _own(holder, target.attr)
+        current = _own(holder, target.attr)
+        for other, installed in self.installed.items():
+            if installed is current and other is not target:
+                # A re-export of what this layer already patched (eventlet's package
+                # copies patcher.monkey_patch after the hook patched it): it replaced
+                # what the first place held, and gets that back.
+                current = self.replaced[other]
+                break
+        self.replaced[target] = current
         self.installed[target] = func
         setattr(holder, target.attr, func)
 
 
 _layers: list[_Layer] = []
 _watched: set[str] = set()  # target modules whose import _on_import is told about
+# The module object our layers were applied to, per module name. eventlet's and gevent's
+# import_patched() execute a *second copy* of a module (eventlet's socket, at `import
+# eventlet`) while sys.modules briefly holds the copy: patching the copy would overwrite
+# the layers' records of the real module, which uninstall() then could not restore.
+_patched_modules: dict[str, weakref.ref[ModuleType]] = {}
 
 
 def _on_import(module: ModuleType) -> None:
     """Post-import hook: apply every active layer, bottom first, to a module just (re)executed."""
     with _lock:
+        seen = _patched_modules.get(module.__name__)
+        if seen is not None and seen() not in (None, module):
+            return  # a copy of a module already patched: not the one the program uses
         for target in TARGETS:
             if target.module != module.__name__ or not _layers:
                 continue
@@ -114,9 +140,26 @@ def _push(resolver: Resolver, installed_by: str) -> _Layer:
 
 
 def _pop(layer: _Layer) -> None:
+    foreign = _remove(layer)
+    layer.resolver.close()
+    # Warn only once everything is undone: under -W error the warning raises.
+    for name in foreign:
+        warnings.warn(
+            f"dnscache: {name} was replaced by something else after dnscache "
+            "was installed; leaving that in place",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def _remove(layer: _Layer) -> list[str]:
+    """Take ``layer`` off: put back what it replaced where it is still ours.
+
+    Returns the names of the targets something else replaced since (left in place).
+    """
     with _lock:
         if layer not in _layers:
-            return
+            return []
         index = _layers.index(layer)
         above = _layers[index + 1] if index + 1 < len(_layers) else None
         foreign: list[str] = []
@@ -137,15 +180,7 @@ def _pop(layer: _Layer) -> None:
             else:
                 foreign.append(target.name)
         del _layers[index]
-    layer.resolver.close()
-    # Warn only once everything is undone: under -W error the warning raises.
-    for name in foreign:
-        warnings.warn(
-            f"dnscache: {name} was replaced by something else after dnscache "
-            "was installed; leaving that in place",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+        return foreign
 
 
 def install(config: Config | None = None, **options: Unpack[Options]) -> Resolver:
@@ -262,6 +297,49 @@ def uninstall() -> None:
     if layer is not None:
         _detach_control(layer.resolver)
         _pop(layer)
+
+
+def rebase() -> Resolver | None:
+    """Rebuild install()'s layer on top of what a green runtime just monkey-patched in.
+
+    gevent and eventlet replace ``socket.getaddrinfo`` and ``create_connection``
+    (over ours, when dnscache was installed first) and ``threading``'s locks and
+    threads. Called right after they did (``runtimes/green.py``): a new Resolver
+    with the same configuration is built now, so that it is made of the runtime's
+    locks and threads and wraps the runtime's functions; the old layer is removed
+    without a warning (the runtime's functions stay where they are, what is still
+    ours is put back) and closed, and the new one pushed and applied everywhere.
+    The cache starts empty. Returns the new Resolver, or None when nothing was
+    done: dnscache is not installed, the runtime changed nothing we are made of
+    (it patched before install(), or patches again), or ``patched()`` blocks are
+    open (each keeps the Resolver it yielded; they are left as they are).
+    """
+    startup.settle()
+    with _lock:
+        if len(_layers) != 1 or _layers[0].installed_by != "install":
+            return None
+        old = _layers[0]
+        if old.fabric == _fabric() and all(
+            _own(_holder(target), target.attr) is func
+            for target, func in old.installed.items()
+            if target.module == "socket"
+        ):
+            return None  # patched before we were installed, or nothing changed: keep the cache
+    resolver = Resolver(old.resolver.config)  # outside the lock, as in install()
+    with _lock:
+        if _layers != [old]:  # changed meanwhile: what is there now stands
+            resolver.close()
+            return None
+        # Off first, then on again: the new layer must record the runtime's functions
+        # as what it replaced (uninstall() gives them back), not the old originals.
+        _remove(old)
+        _push(resolver, "install")
+    from .control import attach, detach
+
+    detach(old.resolver)
+    old.resolver.close()
+    attach(resolver)
+    return resolver
 
 
 def is_installed() -> bool:

@@ -2,7 +2,7 @@
 
 To cover another library (uvloop, trio, gevent, eventlet...), add one entry:
 
-    Target("uvloop", "Loop", "getaddrinfo", adapter("uvloop_getaddrinfo")),
+    Target("uvloop", "Loop", "getaddrinfo", runtime("uvloop_loop", "getaddrinfo")),
 
 * ``module``: the module that holds the attribute. It is patched as soon as it
   is imported (or at once, if it already is); dnscache never imports it itself,
@@ -11,8 +11,9 @@ To cover another library (uvloop, trio, gevent, eventlet...), add one entry:
   attribute we replace (a class, usually); ``""`` for the module itself.
 * ``attr``: the attribute's name.
 * ``factory``: ``factory(resolver)`` returns the replacement. Use
-  :func:`adapter` for a function of ``_activation/adapters.py``: that module is
-  imported only when a factory first runs (it imports ``socket``).
+  :func:`adapter` for a function of ``_activation/adapters.py``, or
+  :func:`runtime` for one of ``_activation/runtimes/<module>.py``: that module
+  is imported only when a factory first runs (it imports ``socket``).
 
 ``patch.py`` is the only code that reads this table and the only code that
 rebinds anything: it records what each replacement replaced, puts it back on
@@ -68,6 +69,19 @@ def adapter(name: str) -> Factory:
     return factory
 
 
+def runtime(module: str, name: str) -> Factory:
+    """The factory ``runtimes.<module>.<name>``, imported when it first runs."""
+
+    def factory(resolver: Resolver) -> object:
+        from importlib import import_module
+
+        make: Factory = getattr(import_module(f"{__package__}.runtimes.{module}"), name)
+        return make(resolver)
+
+    factory.__qualname__ = f"runtime({module!r}, {name!r})"
+    return factory
+
+
 def _getaddrinfo(resolver: Resolver) -> object:
     return resolver.getaddrinfo
 
@@ -83,6 +97,17 @@ TARGETS: tuple[Target, ...] = (
     Target(
         "urllib3.util.connection", "", "create_connection", adapter("urllib3_create_connection")
     ),
+    # uvloop.Loop is a Python subclass of the Cython loop: the methods are inherited, so
+    # uninstall() deletes ours and uvloop's show through again.
+    Target("uvloop", "Loop", "getaddrinfo", runtime("uvloop_loop", "getaddrinfo")),
+    Target("uvloop", "Loop", "create_connection", runtime("uvloop_loop", "create_connection")),
+    # trio's per-run hostname resolver slot, read at call time by trio.socket.getaddrinfo.
+    Target("trio._socket", "", "_resolver", runtime("trio_resolver", "resolver_slot")),
+    # eventlet tells nobody it monkey-patched: its monkey_patch (and the package's
+    # re-export of it) are wrapped to put dnscache back on top afterwards. gevent
+    # calls our plugin itself (an entry point in pyproject.toml), so it needs no target.
+    Target("eventlet.patcher", "", "monkey_patch", runtime("green", "eventlet_monkey_patch")),
+    Target("eventlet", "", "monkey_patch", runtime("green", "eventlet_package_monkey_patch")),
 )
 
 # The modules whose import start-up waits for (socket first: every other one imports it).

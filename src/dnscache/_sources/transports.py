@@ -141,6 +141,43 @@ class OpenSockets:
         self._open = weakref.WeakSet()
 
 
+class _SelectPoller:
+    """``select.poll``'s interface over ``select.select``, for one socket.
+
+    For eventlet: its monkey-patching deletes ``select.poll`` (its hub cannot
+    make a poll object cooperative) and leaves a green ``select.select``, which
+    waits on eventlet's hub, so it has no ``FD_SETSIZE`` limit either. gevent
+    replaces ``select.poll`` itself, with a cooperative one.
+    """
+
+    def __init__(self) -> None:
+        self._fd = -1
+        self._events = 0
+
+    def register(self, sock: socket.socket, events: int) -> None:
+        self._fd = sock.fileno()
+        if self._fd < 0:
+            raise ValueError("file descriptor cannot be a negative integer")
+        self._events = events
+
+    def poll(self, timeout_ms: float) -> list[tuple[int, int]]:
+        fd, wanted = self._fd, self._events
+        readable, writable, _ = select.select(
+            [fd] if wanted & select.POLLIN else [],
+            [fd] if wanted & select.POLLOUT else [],
+            [],
+            max(timeout_ms, 0.0) / 1000.0,
+        )
+        events = (select.POLLIN if readable else 0) | (select.POLLOUT if writable else 0)
+        return [(fd, events)] if events else []
+
+
+def _poller() -> Any:
+    """``select.poll()`` as it is now (gevent's when it patched it), or :class:`_SelectPoller`."""
+    poll = getattr(select, "poll", None)
+    return _SelectPoller() if poll is None else poll()
+
+
 def wait(sock: _Socket, events: int, deadline: float) -> bool:
     """Wait until ``sock`` is ready for ``events`` or the deadline passes (False).
 
@@ -148,7 +185,7 @@ def wait(sock: _Socket, events: int, deadline: float) -> bool:
     whatever a signal handler raises (poll() is restarted after a handler that
     returns, PEP 475).
     """
-    poller = select.poll()
+    poller = _poller()
     poller.register(sock, events)
     while True:
         remaining = deadline - time.monotonic()
@@ -163,7 +200,7 @@ def wait(sock: _Socket, events: int, deadline: float) -> bool:
 
 def readable_now(sock: socket.socket) -> bool | None:
     """Is there something to read (or EOF) right now? None if the socket is unusable."""
-    poller = select.poll()
+    poller = _poller()
     try:
         poller.register(sock, select.POLLIN)
     except (OSError, ValueError):
