@@ -314,7 +314,7 @@ def rebase() -> Resolver | None:
     (it patched before install(), or patches again), or ``patched()`` blocks are
     open (each keeps the Resolver it yielded; they are left as they are).
     """
-    startup.settle()
+    pending.settle()
     with _lock:
         if len(_layers) != 1 or _layers[0].installed_by != "install":
             return None
