@@ -143,10 +143,9 @@ def _run_block_on_pythonpath(
     # dnscache and its dependencies, importable but from PYTHONPATH: no .pth file is read.
     import cachetools
     import dns
-    import wrapt
 
     dirs = [first, pathlib.Path(dnscache.__file__).parent.parent]
-    dirs += [pathlib.Path(m.__file__).parent.parent for m in (wrapt, dns, cachetools)]
+    dirs += [pathlib.Path(m.__file__).parent.parent for m in (dns, cachetools)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHONDNSCACHE")}
     env.update(
         PYTHONPATH=os.pathsep.join(map(str, dirs)),

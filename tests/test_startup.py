@@ -263,7 +263,7 @@ def test_first_import_of_socket_installs_without_heavy_imports() -> None:
     )
     # The functions the program bound by name are the patched ones.
     assert report["patched"] == [True, True]
-    # dnspython, asyncio (wrapt 2 imports it), the CLI: loaded on first use only.
+    # dnspython, asyncio, wrapt (never), the CLI: loaded on first use only.
     assert report["loaded"] == []
 
 

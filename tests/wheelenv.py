@@ -7,7 +7,7 @@ must be checked as a user meets it: ``pip install pydnscache`` from a wheel.
 
 :func:`wheel_python` builds the wheel (pip, with build isolation, as CI would),
 makes a venv without pip, links every other package of the test venv into it
-(pytest, wrapt, cachetools, dnspython...) and installs the wheel there with
+(pytest, cachetools, dnspython...) and installs the wheel there with
 ``pip --python``. Built once per test session.
 """
 
