@@ -260,6 +260,9 @@ def test_expired_answer_served_while_upstream_fails_retried_every_stale_retry(
     clock.advance(1.0)  # the retry timer has run out: one more try
     assert resolver.lookup("svc.test", V4) == ["127.0.0.1"]
     assert wait_for(lambda: server.queries("svc.test", "A") == 3)
+    # The retry has ended (not only reached the server): a retry still running when the
+    # fake clock jumps below would set its next try STALE_RETRY after the jump.
+    assert wait_for(lambda: resolver.stats().refresh_failures == 2)
     assert resolver.lookup("svc.test", V4) == ["127.0.0.1"]
     assert server.queries("svc.test", "A") == 3
 
