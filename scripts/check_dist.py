@@ -20,10 +20,11 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _version() -> str:
-    init = (ROOT / "src" / "dnscache" / "__init__.py").read_text(encoding="utf-8")
-    match = re.search(r'^__version__ = "([^"]+)"$', init, re.M)
+    # The one source of the version, which hatch reads too (pyproject's [tool.hatch.version]).
+    source = (ROOT / "src" / "dnscache" / "_core" / "version.py").read_text(encoding="utf-8")
+    match = re.search(r'^__version__ = "([^"]+)"$', source, re.M)
     if match is None:
-        raise SystemExit("check_dist.py: no __version__ in src/dnscache/__init__.py")
+        raise SystemExit("check_dist.py: no __version__ in src/dnscache/_core/version.py")
     return match.group(1)
 
 

@@ -16,12 +16,16 @@ import dnscache
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-def _floors() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("floors", ROOT / "scripts" / "floors.py")
+def _script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _floors() -> ModuleType:
+    return _script("floors")
 
 
 def test_the_version_has_one_source() -> None:
@@ -37,6 +41,8 @@ def test_the_version_has_one_source() -> None:
         ]["path"]
         == "src/dnscache/_core/version.py"
     )
+    # The floors step checks the built files against the same source.
+    assert _script("check_dist")._version() == dnscache.__version__
 
 
 @pytest.mark.parametrize(
