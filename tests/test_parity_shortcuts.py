@@ -10,15 +10,19 @@ the thing it stands for, over far more inputs than a resolver run can afford:
   literal;
 * templates (``addrinfo.build``) against one numeric libc call per address (the
   previous way, itself checked against names by the parity suite), and the
-  addresses a template must not serve (text libc would rewrite, scope ids).
+  addresses a template must not serve (text libc would rewrite, scope ids);
+* the slow path's key against the hit path's, and the table behind the latter.
 """
 
 from __future__ import annotations
 
+import enum
 import functools
 import ipaddress
 import socket
 from collections.abc import Callable
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -27,8 +31,12 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import dnscache
+from dnscache._cache.store import Store
 from dnscache._core import addrinfo as ai
 from dnscache._core.names import encode_host
+from dnscache._engine.calls import raw_key
+from dnscache._engine.hitpath import INTS_LIMIT, make_hit_path
+from dnscache._engine.stats import Counters
 from dnscache._sources import originals
 from test_parity import FLAG_BITS, PORTS, PROTOS, TYPES, outcome
 
@@ -257,6 +265,71 @@ def test_an_override_libc_would_rewrite_is_served_as_libc_writes_it() -> None:
         for _ in range(2):
             got = r.getaddrinfo("mapped.test", 80, AF6, socket.SOCK_STREAM)
             assert got == ORIG("::ffff:1.2.3.4", 80, AF6, socket.SOCK_STREAM)
+
+
+# --- the keys of the hit path and of the slow path ---
+
+
+class Small(enum.IntEnum):
+    TWO = 2
+
+
+numbers = st.one_of(
+    st.integers(-3000, 3000),
+    st.sampled_from([True, False, socket.AF_INET, socket.SOCK_STREAM, socket.AI_CANONNAME]),
+    st.sampled_from([Small.TWO, 2**40, -(2**40)]),
+    st.sampled_from([2.0, 0.0, "2", None, Decimal(2), Fraction(2), complex(2)]),
+)
+
+
+def hit_key(args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The key the hit path builds for ``args`` (None when it could not make one)."""
+    seen: list[Any] = []
+    store = Store(10, 10, lambda: 0.0)
+    getaddrinfo = make_hit_path(store, lambda: 0.0, Counters(), lambda *a: seen.append(a[-1]))
+    getaddrinfo(*args)
+    return seen[0]  # type: ignore[no-any-return]
+
+
+@SHORTCUT
+@given(
+    host=st.sampled_from(["x.test", b"x.test", bytearray(b"x"), None]),
+    port=st.sampled_from([443, 443.0, "https", None, True]),
+    family=numbers,
+    type=numbers,
+    proto=numbers,
+    flags=numbers,
+)
+def test_the_slow_path_makes_the_hit_paths_key(
+    host: Any, port: Any, family: Any, type: Any, proto: Any, flags: Any
+) -> None:
+    args = (host, port, family, type, proto, flags)
+    fast, slow = hit_key(args), raw_key(*args)
+    ints = all(isinstance(x, int) for x in args[2:])
+    if fast is not None:
+        assert ints  # nothing that merely compares equal to an int makes a key
+        assert slow == fast and hash(slow) == hash(fast)
+    elif ints and isinstance(host, str | bytes):
+        assert not -INTS_LIMIT <= sum(args[2:]) < INTS_LIMIT  # only a sum past the table
+    if slow is not None:
+        assert all(x.__class__ is int for x in slow[4:])
+        assert slow[4:] == tuple(int(x) for x in args[2:])
+
+
+def test_arguments_past_the_table_are_still_cached() -> None:
+    # A flag bit the hit path's table has no room for (here one this original
+    # ignores): the hit path cannot key the call, the slow path does, and serves it.
+    big = 0x10000
+
+    def original(host: Any, port: Any, *args: Any) -> Any:
+        *rest, flags = args
+        return ORIG(host, port, *rest, flags & ~big)
+
+    with dnscache.Resolver(_original=original) as r:
+        for _ in range(3):
+            assert r.getaddrinfo("localhost", 80, 0, 0, 0, big) == ORIG("localhost", 80)
+        stats = r.stats()
+        assert (stats.misses, stats.hits) == (1, 2)
 
 
 def test_a_float_never_hits_the_view_of_its_int() -> None:

@@ -56,6 +56,29 @@ Shape = tuple[Any, ...]
 Templates = dict[int, ai.Template]
 
 
+def raw_key(host: Any, port: Any, family: Any, type: Any, proto: Any, flags: Any) -> RawKey | None:
+    """The hit path's key for arguments it could not make one from, or None (not cacheable).
+
+    The same tuple the hit path builds (see ``hitpath``), its four integers made
+    plain ints with ``operator.index``: equal, and hashed alike.
+    """
+    try:
+        key = (
+            host,
+            host.__class__,
+            port,
+            port.__class__,
+            _index(family),
+            _index(type),
+            _index(proto),
+            _index(flags),
+        )
+        hash(key)
+    except Exception:
+        return None
+    return key
+
+
 class Calls:
     """The slow path of one Resolver's ``getaddrinfo``."""
 
@@ -95,6 +118,8 @@ class Calls:
         raw: RawKey | None,
     ) -> list[ai.AddrInfo]:
         original = self._original
+        if raw is None:
+            raw = raw_key(host, port, family, type, proto, flags)
         if raw is None or self._config.disabled or raw in self._passthrough:
             return original(host, port, family, type, proto, flags)
         now = self._clock()
