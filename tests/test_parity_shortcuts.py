@@ -11,6 +11,7 @@ the thing it stands for, over far more inputs than a resolver run can afford:
 * templates (``addrinfo.build``) against one numeric libc call per address (the
   previous way, itself checked against names by the parity suite), and the
   addresses a template must not serve (text libc would rewrite, scope ids);
+* packed addresses against the pairs they came from;
 * the slow path's key against the hit path's, and the table behind the latter.
 """
 
@@ -208,7 +209,7 @@ def test_templates_give_what_libc_gives_per_address(
             continue
         if template is not None:
             templates[family] = template
-    built = ai.build(addrs, templates, canon, bool(flags & ai.CANONNAME))
+    built = ai.build(ai.pack(addrs), templates, canon, bool(flags & ai.CANONNAME))
     if expected[0] == "raised":
         return  # the argument probe sends such calls to the original
     assert built is not None
@@ -253,8 +254,9 @@ def test_what_libc_would_rewrite_is_asked_of_libc(address: ai.Address) -> None:
     templates = {af: ai.learn(ORIG, 80, af, socket.SOCK_STREAM, 0, 0) for af in (AF4, AF6)}
     assert all(templates.values())
     plain: list[ai.Address] = [(AF4, ("127.0.0.9", 0)), (AF6, ("::1", 0, 0, 0))]
-    assert ai.build([*plain, address], templates, "", False) is None
-    assert ai.build(plain, templates, "", False) == ai.synthesize(
+    assert ai.pack([address]) == (address,)  # kept as the pair it was
+    assert ai.build(ai.pack([*plain, address]), templates, "", False) is None
+    assert ai.build(ai.pack(plain), templates, "", False) == ai.synthesize(
         ORIG, plain, "", 80, socket.SOCK_STREAM, 0, 0
     )
 
@@ -265,6 +267,37 @@ def test_an_override_libc_would_rewrite_is_served_as_libc_writes_it() -> None:
         for _ in range(2):
             got = r.getaddrinfo("mapped.test", 80, AF6, socket.SOCK_STREAM)
             assert got == ORIG("::ffff:1.2.3.4", 80, AF6, socket.SOCK_STREAM)
+
+
+# --- packed addresses ---
+
+pairs = st.lists(
+    st.one_of(
+        st.integers(0, 9).map(_v4),
+        st.integers(0, 9).map(_v6),
+        st.tuples(st.just(AF4), st.tuples(st.just("127.0.0.1"), st.integers(0, 65535))),
+        st.tuples(
+            st.just(AF6),
+            st.tuples(st.just("::1"), st.integers(0, 9), st.integers(0, 9), st.integers(0, 9)),
+        ),
+        st.just((AF4, ("::1", 0))),  # no such pair comes from libc: kept as it is
+        st.just((AF6, ("127.0.0.1", 0, 0, 0))),
+        st.just((AF6, ("::ffff:102:304", 0, 0, 0))),  # Python's text, not libc's
+        st.just((AF4, ("127.0.0.1", 0, 0))),
+    ),
+    max_size=6,
+).map(tuple)
+
+
+@SHORTCUT
+@given(addrs=pairs)
+def test_packed_addresses_give_back_the_pairs(addrs: tuple[ai.Address, ...]) -> None:
+    packed = ai.pack(addrs)
+    assert ai.unpack(packed) == addrs
+    for item, (family, sockaddr) in zip(packed, addrs, strict=True):
+        if isinstance(item, str):  # only what a template can serve is packed
+            assert item is sockaddr[0]
+            assert ORIG(item, 0, family, 0, 0, socket.AI_NUMERICHOST)[0][4] == sockaddr
 
 
 # --- the keys of the hit path and of the slow path ---

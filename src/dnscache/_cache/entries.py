@@ -21,7 +21,7 @@ import math
 import threading
 from typing import Any
 
-from .._core.addrinfo import Address, AddrInfo
+from .._core.addrinfo import Address, AddrInfo, Packed, pack, unpack
 from .._core.names import bare
 from .._core.policy import Lifetime
 
@@ -34,7 +34,6 @@ class Entry:
     """One cached answer for a (host, family, flags): addresses or a gaierror."""
 
     __slots__ = (
-        "addresses",
         "canonname",
         "error",
         "failed",
@@ -42,6 +41,7 @@ class Entry:
         "key",
         "life",
         "name",
+        "packed",
         "retry_after",
         "serve_until",
         "source",
@@ -61,7 +61,9 @@ class Entry:
     ) -> None:
         self.key = key
         self.name = name  # the host key as text (lossless), for hooks, logs and entries()
-        self.addresses = addresses
+        # Packed (``_core.addrinfo.pack``): the answer's ip strings, shared with the
+        # views' tuples, without the sockaddrs around them.
+        self.packed: tuple[Packed, ...] = pack(addresses)
         self.canonname = canonname
         self.error = error
         self.life = life
@@ -74,13 +76,18 @@ class Entry:
         self.hits = 0
 
     @property
+    def addresses(self) -> tuple[Address, ...]:
+        """The (family, sockaddr) pairs of the answer, in the resolver's order."""
+        return unpack(self.packed)
+
+    @property
     def host(self) -> bytes:
         """The host key without case or final dot: what health and persistence use."""
         return bare(self.key[0])
 
     def same_answer(self, other: Entry) -> bool:
-        return (self.addresses, self.canonname, self.error) == (
-            other.addresses,
+        return (self.packed, self.canonname, self.error) == (
+            other.packed,
             other.canonname,
             other.error,
         )

@@ -22,6 +22,12 @@ libc always are, but an override or a persisted row is text Python's
 ``::ffff:1.2.3.4``). Anything else is asked of the original, one numeric
 call per address (:func:`synthesize`), as before templates.
 
+Entries keep their addresses packed (:func:`pack`): such a plain address as
+its ip string alone (the family follows from the colon), anything else as
+the (family, sockaddr) pair it was. The strings are the ones the finished
+tuples hold, so an entry and its views share them, and the sockaddrs of the
+upstream answer are not kept.
+
 Flags split in two. Those that change *which addresses* a name has
 (``AI_ADDRCONFIG``, ``AI_V4MAPPED``, ``AI_ALL``, glibc's ``AI_IDN`` and
 ``AI_CANONIDN``, and ``AI_CANONNAME`` for the canonical name) are part of the
@@ -45,6 +51,7 @@ Address = tuple[int, SockAddr]  # (family, sockaddr) in the resolver's order
 GetAddrInfo = Callable[..., list[AddrInfo]]
 
 Template = tuple[tuple[Any, Any, int, int], ...]  # (family, type, proto, port) per tuple
+Packed = str | Address  # see pack()
 
 AF_INET = int(socket.AF_INET)
 AF_INET6 = int(socket.AF_INET6)
@@ -164,39 +171,63 @@ _inet_ntop = socket.inet_ntop
 
 
 def _plain(family: int, sockaddr: SockAddr) -> bool:
-    """True if libc gives back this sockaddr's ip as it is, with no scope id or flow label."""
+    """True if libc gives back this sockaddr's ip as it is, with no scope id or flow label.
+
+    For AF_INET the ip never holds a colon, for AF_INET6 it always does: the
+    family of a packed address follows from its text.
+    """
     try:
         ip = sockaddr[0]
         if family == AF_INET6:
-            if sockaddr[2] or sockaddr[3]:
+            if len(sockaddr) != 4 or sockaddr[2] or sockaddr[3]:
                 return False
-        elif family != AF_INET:
+        elif family != AF_INET or len(sockaddr) != 2:
             return False
         return bool(_inet_ntop(family, _inet_pton(family, ip)) == ip)
-    except (OSError, TypeError, ValueError, IndexError):
+    except (OSError, TypeError, ValueError):
         return False
 
 
+def pack(addresses: Sequence[Address]) -> tuple[Packed, ...]:
+    """Addresses as an entry keeps them: a plain one (see :func:`_plain`) as its ip alone."""
+    return tuple(
+        address[1][0] if _plain(address[0], address[1]) and address[1][1] == 0 else address
+        for address in addresses
+    )
+
+
+def unpack(packed: Sequence[Packed]) -> tuple[Address, ...]:
+    """The (family, sockaddr) pairs :func:`pack` was given, equal to them."""
+    out: list[Address] = []
+    for item in packed:
+        if isinstance(item, str):
+            out.append((AF_INET6, (item, 0, 0, 0)) if ":" in item else (AF_INET, (item, 0)))
+        else:
+            out.append(item)
+    return tuple(out)
+
+
 def build(
-    addresses: Sequence[Address],
+    packed: Sequence[Packed],
     templates: dict[int, Template],
     canonname: str,
     canon: bool,
 ) -> list[AddrInfo] | None:
-    """The tuples of one call from an entry's addresses; None if one needs libc.
+    """The tuples of one call from an entry's packed addresses; None if one needs libc.
 
-    None when a family has no template or an address is not one libc gives
-    back as it is (see the module docstring): :func:`synthesize` then does it.
-    One sockaddr per (address, port) is shared by the tuples of that address.
+    None when a family has no template or an address is not a plain one (see
+    the module docstring): :func:`synthesize` then does it. One sockaddr per
+    (address, port) is shared by the tuples of that address.
     """
     out: list[AddrInfo] = []
     append = out.append
-    for family, raw in addresses:
-        template = templates.get(family)
-        if template is None or not _plain(family, raw):
+    for ip in packed:
+        if not isinstance(ip, str):
             return None
-        ip = raw[0]
-        v6 = family == AF_INET6
+        v6 = ":" in ip
+        template = templates.get(AF_INET6 if v6 else AF_INET)
+        if template is None:
+            return None
         port = -1
         sockaddr: SockAddr = ()
         for af, kind, proto, p in template:

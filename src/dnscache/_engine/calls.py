@@ -246,7 +246,7 @@ class Calls:
         if templates is None:  # the shapes were cleared since this call's key was made
             templates = self._probe(port, family, type, proto, flags, raw)
         if templates is not None:
-            result = ai.build(entry.addresses, templates, entry.canonname, canon)
+            result = ai.build(entry.packed, templates, entry.canonname, canon)
             if result is not None:
                 return result
             # A family this shape has no template for yet (an IPv6 address of an
@@ -262,7 +262,7 @@ class Calls:
                         templates[af] = template
                         learnt = True
             if learnt:
-                result = ai.build(entry.addresses, templates, entry.canonname, canon)
+                result = ai.build(entry.packed, templates, entry.canonname, canon)
                 if result is not None:
                     return result
         # What no template describes: ask libc about each address, as the original would.
