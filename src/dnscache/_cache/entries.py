@@ -30,17 +30,22 @@ RawKey = tuple[Any, ...]  # the caller's arguments, type-tagged (see _engine.hit
 Error = tuple[int, str]  # (errno, strerror) of a cached gaierror
 
 
+def _text(host: bytes) -> str:
+    """A host key as text, losslessly (as ``_engine.answers.text``)."""
+    return host.decode("ascii", "surrogateescape")
+
+
 class Entry:
     """One cached answer for a (host, family, flags): addresses or a gaierror."""
 
     __slots__ = (
+        "_name",
         "canonname",
         "error",
         "failed",
         "hits",
         "key",
         "life",
-        "name",
         "packed",
         "retry_after",
         "serve_until",
@@ -60,7 +65,9 @@ class Entry:
         source: str,
     ) -> None:
         self.key = key
-        self.name = name  # the host key as text (lossless), for hooks, logs and entries()
+        # The host key as text (lossless), for hooks, logs and entries(): kept only
+        # when it is not the key's own text, which it always is today (65 bytes a host).
+        self._name = None if name == _text(key[0]) else name
         # Packed (``_core.addrinfo.pack``): the answer's ip strings, shared with the
         # views' tuples, without the sockaddrs around them.
         self.packed: tuple[Packed, ...] = pack(addresses)
@@ -74,6 +81,10 @@ class Entry:
         self.touched = -math.inf  # when the persistent layer last heard this answer was used
         self.views: list[RawKey] = []
         self.hits = 0
+
+    @property
+    def name(self) -> str:
+        return _text(self.key[0]) if self._name is None else self._name
 
     @property
     def addresses(self) -> tuple[Address, ...]:
@@ -108,7 +119,7 @@ class Entry:
 class View:
     """A finished result for one exact argument tuple, made from ``entry``."""
 
-    __slots__ = ("entry", "error", "health_until", "key", "result", "until")
+    __slots__ = ("entry", "error", "health_until", "key", "raw", "result", "until")
 
     def __init__(
         self,
@@ -125,6 +136,7 @@ class View:
         self.health_until = health_until
         # The hit path serves this view while clock() < until; the slow path sets it.
         self.until = -math.inf
+        self.raw: RawKey = ()  # the argument tuple it is published for (set by the store)
 
 
 class Flight:

@@ -90,7 +90,7 @@ class Store:
         self._entries = _Entries(maxsize, clock, self._dropped)
         self._flights: dict[EntryKey, Flight] = {}
         self._by_host: dict[bytes, EntryKey | set[EntryKey]] = {}
-        self._view_order: deque[tuple[RawKey, View]] = deque()  # oldest view first
+        self._view_order: deque[View] = deque()  # oldest published first (each knows its raw)
 
     # --- entries ---
 
@@ -216,10 +216,11 @@ class Store:
         if self.peek(entry.key) is not entry:
             return False
         front = self.front
+        view.raw = raw
         old = front.get(raw)
         if old is not None and old.entry is entry:
             front[raw] = view  # a rebuilt view (new health order) replaces the old one
-            self._view_order.append((raw, view))
+            self._view_order.append(view)
             return True
         if len(entry.views) >= MAX_VIEWS:
             oldest = entry.views.pop(0)
@@ -227,7 +228,7 @@ class Store:
                 del front[oldest]
         entry.views.append(raw)
         front[raw] = view
-        self._view_order.append((raw, view))
+        self._view_order.append(view)
         self._bound_views()
         return True
 
@@ -236,7 +237,8 @@ class Store:
         front = self.front
         order = self._view_order
         while len(front) > self._max_views and order:
-            raw, view = order.popleft()
+            view = order.popleft()
+            raw = view.raw
             if front.get(raw) is view:
                 del front[raw]
                 views = view.entry.views
@@ -244,7 +246,7 @@ class Store:
                     views.remove(raw)
         # Records of views replaced or dropped since stay behind: compact when they dominate.
         if len(order) > 2 * len(front) + 1024:
-            self._view_order = deque((r, v) for r, v in order if front.get(r) is v)
+            self._view_order = deque(v for v in order if front.get(v.raw) is v)
 
     # --- flights ---
 
