@@ -238,6 +238,8 @@ NETNS_RECORDS = {
     "alias-name.test": ["127.0.0.2", "127.0.0.3", "::1"],
     "single.test": ["127.0.0.2", "::1"],
     "v4only.test": ["127.0.0.4"],
+    "v6only.test": ["::1"],
+    "1host.test": ["127.0.0.5", "::1"],  # starts with a digit: libc says whether it is a literal
 }
 NETNS_HOSTS: list[Any] = [
     "example-name.test",
@@ -255,6 +257,9 @@ NETNS_HOSTS: list[Any] = [
     "nope.test.",
     "bücher.example",
     "loc\x00al",
+    "v6only.test",
+    "1host.test",
+    "1.2.3.4.5",
 ]
 NETNS_PORTS: list[Any] = [80, "http", None]
 NETNS_FAMILIES = [0, AF4, AF6]
@@ -290,22 +295,47 @@ def comparable(result: Outcome) -> Outcome:
     )
 
 
+# Every shape of call the tuples are built for from templates (the socket type, protocol,
+# service and shaping flags glibc expands), on names of one, two and three addresses.
+SHAPE_HOSTS = ["example-name.test", "v6only.test", "1host.test", "single.test"]
+SHAPE_PORTS: list[Any] = [80, "http", "domain", "80", 0, None, b"ssh"]
+SHAPE_TYPES = [0, int(socket.SOCK_STREAM), int(socket.SOCK_DGRAM), int(socket.SOCK_RAW)]
+SHAPE_PROTOS = [0, 6, 17]
+SHAPE_FLAGS = [
+    0,
+    int(socket.AI_PASSIVE),
+    int(socket.AI_NUMERICSERV),
+    int(socket.AI_CANONNAME | socket.AI_ADDRCONFIG),
+    int(socket.AI_V4MAPPED | socket.AI_ALL),
+]
+
+
+def _compare(getaddrinfo: Callable[..., Any], args: tuple[Any, ...], out: list[str]) -> None:
+    for attempt in ("miss", "hit"):
+        expected = comparable(outcome(ORIG, args))
+        got = comparable(outcome(getaddrinfo, args))
+        if got != expected:
+            out.append(f"{attempt} {args!r}: got {got!r}, original {expected!r}"[:600])
+
+
 def netns_grid(getaddrinfo: Callable[..., Any]) -> list[str]:
-    """Run the grid on ``getaddrinfo`` (inside the namespace); describe every mismatch."""
-    mismatches = []
+    """Run the grids on ``getaddrinfo`` (inside the namespace); describe every mismatch."""
+    mismatches: list[str] = []
     for host in NETNS_HOSTS:
         for port in NETNS_PORTS:
             for family in NETNS_FAMILIES:
                 for type_ in NETNS_TYPES:
                     for fl in NETNS_FLAGS:
-                        args = (host, port, family, type_, 0, fl)
-                        for attempt in ("miss", "hit"):
-                            expected = comparable(outcome(ORIG, args))
-                            got = comparable(outcome(getaddrinfo, args))
-                            if got != expected:
-                                mismatches.append(
-                                    f"{attempt} {args!r}: got {got!r}, original {expected!r}"[:600]
-                                )
+                        _compare(getaddrinfo, (host, port, family, type_, 0, fl), mismatches)
+    for host in SHAPE_HOSTS:
+        for port in SHAPE_PORTS:
+            for family in NETNS_FAMILIES:
+                for type_ in SHAPE_TYPES:
+                    for proto in SHAPE_PROTOS:
+                        for fl in SHAPE_FLAGS:
+                            _compare(
+                                getaddrinfo, (host, port, family, type_, proto, fl), mismatches
+                            )
     return mismatches
 
 

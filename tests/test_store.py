@@ -357,6 +357,21 @@ def test_of_host_finds_every_family_and_spelling_of_a_host() -> None:
     assert store.of_host(b"svc.test") == []  # the index follows evictions too
 
 
+def test_the_host_index_grows_and_shrinks_through_one_key_and_a_set() -> None:
+    store = make(10)
+    life = lifetime(0.0, 60.0)
+    made = [Entry((b"h.test", f, 0), "h.test", (), "", None, life, "upstream") for f in (0, 2, 10)]
+    for count, e in enumerate(made, 1):
+        store.put(e)
+        store.put(e)  # the same entry again changes nothing
+        assert {x.key for x in store.of_host(b"h.test")} == {x.key for x in made[:count]}
+    for gone in (made[1], made[0], made[2]):
+        store.remove(gone.key)
+        made.remove(gone)
+        assert {x.key for x in store.of_host(b"h.test")} == {x.key for x in made}
+    assert store._by_host == {}
+
+
 # --- the total bound on views ---
 
 

@@ -21,7 +21,7 @@ import math
 import threading
 from typing import Any
 
-from .._core.addrinfo import Address, AddrInfo
+from .._core.addrinfo import Address, AddrInfo, Packed, pack, unpack
 from .._core.names import bare
 from .._core.policy import Lifetime
 
@@ -30,18 +30,23 @@ RawKey = tuple[Any, ...]  # the caller's arguments, type-tagged (see _engine.hit
 Error = tuple[int, str]  # (errno, strerror) of a cached gaierror
 
 
+def _text(host: bytes) -> str:
+    """A host key as text, losslessly (as ``_engine.answers.text``)."""
+    return host.decode("ascii", "surrogateescape")
+
+
 class Entry:
     """One cached answer for a (host, family, flags): addresses or a gaierror."""
 
     __slots__ = (
-        "addresses",
+        "_name",
         "canonname",
         "error",
         "failed",
         "hits",
         "key",
         "life",
-        "name",
+        "packed",
         "retry_after",
         "serve_until",
         "source",
@@ -60,8 +65,12 @@ class Entry:
         source: str,
     ) -> None:
         self.key = key
-        self.name = name  # the host key as text (lossless), for hooks, logs and entries()
-        self.addresses = addresses
+        # The host key as text (lossless), for hooks, logs and entries(): kept only
+        # when it is not the key's own text, which it always is today (65 bytes a host).
+        self._name = None if name == _text(key[0]) else name
+        # Packed (``_core.addrinfo.pack``): the answer's ip strings, shared with the
+        # views' tuples, without the sockaddrs around them.
+        self.packed: tuple[Packed, ...] = pack(addresses)
         self.canonname = canonname
         self.error = error
         self.life = life
@@ -74,13 +83,22 @@ class Entry:
         self.hits = 0
 
     @property
+    def name(self) -> str:
+        return _text(self.key[0]) if self._name is None else self._name
+
+    @property
+    def addresses(self) -> tuple[Address, ...]:
+        """The (family, sockaddr) pairs of the answer, in the resolver's order."""
+        return unpack(self.packed)
+
+    @property
     def host(self) -> bytes:
         """The host key without case or final dot: what health and persistence use."""
         return bare(self.key[0])
 
     def same_answer(self, other: Entry) -> bool:
-        return (self.addresses, self.canonname, self.error) == (
-            other.addresses,
+        return (self.packed, self.canonname, self.error) == (
+            other.packed,
             other.canonname,
             other.error,
         )
@@ -101,7 +119,7 @@ class Entry:
 class View:
     """A finished result for one exact argument tuple, made from ``entry``."""
 
-    __slots__ = ("entry", "error", "health_until", "key", "result", "until")
+    __slots__ = ("entry", "error", "health_until", "key", "raw", "result", "until")
 
     def __init__(
         self,
@@ -118,6 +136,7 @@ class View:
         self.health_until = health_until
         # The hit path serves this view while clock() < until; the slow path sets it.
         self.until = -math.inf
+        self.raw: RawKey = ()  # the argument tuple it is published for (set by the store)
 
 
 class Flight:

@@ -6,6 +6,7 @@ import socket
 
 from .._core.addrinfo import GetAddrInfo, addresses_of, canonname_of
 from .answer import Answer
+from .originals import lean
 
 
 class SystemBackend:
@@ -16,7 +17,7 @@ class SystemBackend:
     """
 
     def __init__(self, original: GetAddrInfo) -> None:
-        self._original = original
+        self._original = lean(original)  # the stdlib's own, without its Enum calls
 
     def resolve(self, host: bytes, family: int, flags: int, *, background: bool = False) -> Answer:
         result = self._original(host, None, family, socket.SOCK_STREAM, 0, flags)
