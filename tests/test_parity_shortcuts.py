@@ -27,7 +27,6 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
-import wrapt
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -90,7 +89,18 @@ def test_only_the_stdlibs_own_function_is_replaced() -> None:
     def wrapped(*args: Any) -> Any:
         return ORIG(*args)
 
-    proxy = wrapt.FunctionWrapper(ORIG, lambda wrapped, instance, args, kwargs: wrapped(*args))
+    class Proxy:  # as wrapt's FunctionWrapper or a tracer's: forwards every attribute
+        def __init__(self, wrapped: Any) -> None:
+            self.__wrapped = wrapped
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.__wrapped, name)
+
+        def __call__(self, *args: Any) -> Any:
+            return self.__wrapped(*args)
+
+    proxy = Proxy(ORIG)
+    assert proxy.__globals__ is vars(socket) and proxy.__code__ is ORIG.__code__
     for other in (wrapped, proxy, lambda *a: ORIG(*a), originals.stdlib_getaddrinfo):
         assert originals.lean(other) is other
     assert not originals.is_stdlib(proxy)  # a proxy forwards __globals__ but is no function
@@ -121,11 +131,27 @@ def test_encode_host_is_the_idna_codec(host: str) -> None:
 
 def test_encode_host_of_bytes_and_str_subclasses() -> None:
     class Host(str):
-        def encode(self, *args: Any) -> bytes:  # CPython's socket module never calls this
-            return b"evil.test"
+        # CPython's socket module encodes a str with the idna codec, which calls
+        # ``input.encode("ascii")``: a subclass's own encode is what libc gets.
+        def encode(self, *args: Any) -> bytes:
+            return b"127.0.0.7"
 
-    assert encode_host(Host("good.test")) == b"good.test"
+    class Liar(str):  # the fast path must not believe a subclass's own methods
+        def isascii(self) -> bool:
+            return True
+
+        def __len__(self) -> int:
+            return 1
+
+    numeric = ORIG(Host("localhost"), 80, AF4, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+    assert numeric[0][4] == ("127.0.0.7", 80)
+    assert encode_host(Host("localhost")) == b"127.0.0.7"
     assert encode_host(b"Mixed.Case") == b"Mixed.Case"
+    for host in ("ü.test", "a" * 70 + ".test"):
+        liar = Liar(host)
+        assert attempt(functools.partial(encode_host, liar)) == attempt(
+            functools.partial(host.encode, "idna")
+        )
 
 
 # --- hosts that cannot be literals ---
@@ -371,3 +397,42 @@ def test_a_float_never_hits_the_view_of_its_int() -> None:
         assert outcome(r.getaddrinfo, ("localhost", 443, 2.0)) == outcome(
             ORIG, ("localhost", 443, 2.0)
         )
+
+
+def test_a_service_name_is_looked_up_again_for_each_new_view() -> None:
+    # Only numeric ports keep their templates: a service name's port is whatever
+    # /etc/services says at the time of the call, which dnscache does not watch.
+    services = {"dnscache-svc": 1000}
+
+    def original(host: Any, port: Any, *args: Any) -> Any:
+        return ORIG(host, services.get(port, port), *args)
+
+    hosts = {"a.test": ["127.0.0.1"], "b.test": ["127.0.0.2"]}
+    with dnscache.Resolver(_original=original, hosts=hosts) as r:
+        for host, port in (("a.test", 1000), ("b.test", 2000)):
+            services["dnscache-svc"] = port
+            got = r.getaddrinfo(host, "dnscache-svc", 0, socket.SOCK_STREAM)
+            assert got == ORIG(hosts[host][0], port, 0, socket.SOCK_STREAM)
+        # A numeric port's template is kept and serves every host.
+        assert r.getaddrinfo("a.test", 443) == ORIG("127.0.0.1", 443)
+        assert r.getaddrinfo("b.test", 443) == ORIG("127.0.0.2", 443)
+
+
+@pytest.mark.parametrize(
+    ("port", "numeric"),
+    [
+        (None, True),
+        (80, True),
+        (True, True),
+        ("80", True),
+        (b"443", True),
+        ("http", False),
+        (" 80", False),
+        ("+80", False),
+        ("٨٠", False),
+        (b"http", False),
+        (80.0, False),
+    ],
+)
+def test_numeric_port(port: Any, numeric: bool) -> None:
+    assert ai.numeric_port(port) is numeric

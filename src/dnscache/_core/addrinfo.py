@@ -113,6 +113,17 @@ def probe_args(
     return original(host, port, family, type, proto, (flags & ~_LOOKUP_ONLY) | NUMERICHOST)
 
 
+def numeric_port(port: Any) -> bool:
+    """True for a port libc reads as a number, never looking up a service name.
+
+    None, an int, or ASCII digits (str or bytes): glibc's ``strtoul`` takes them
+    whole. Anything else (``"http"``, ``" 80"``) may be a service: False.
+    """
+    if port is None or isinstance(port, int):
+        return True
+    return isinstance(port, str | bytes) and port.isascii() and port.isdigit()
+
+
 def learn(
     original: GetAddrInfo, port: Any, family: int, type: int, proto: int, flags: int
 ) -> Template | None:

@@ -142,7 +142,14 @@ def encode_host(host: str | bytes) -> bytes:
         # The idna codec's own ASCII fast path, without the codec machinery (about
         # 7,000 instructions): the same bytes whenever the codec would take it,
         # i.e. every label but a final empty one has 1 to 63 characters.
-        if len(host) < 64 and host.isascii() and ".." not in host and not host.startswith("."):
+        # Only for a plain str: a subclass may redefine len, isascii or startswith.
+        if (
+            host.__class__ is str
+            and len(host) < 64
+            and host.isascii()
+            and ".." not in host
+            and not host.startswith(".")
+        ):
             return str.encode(host, "ascii")
         return str.encode(host, "idna")
     return bytes(host)

@@ -232,10 +232,14 @@ class Calls:
         template = ai.template_of(result)
         if template is not None:
             templates[ai.AF_INET6 if family == ai.AF_INET6 else ai.AF_INET] = template
-        shapes = self._shapes
-        if len(shapes) >= MAX_SHAPES:
-            shapes.clear()
-        shapes[raw[2:]] = templates
+        if ai.numeric_port(port):
+            # A service name is looked up in /etc/services (or NIS...) by every libc
+            # call, which we do not watch: its templates are learnt again for each
+            # view, as the original would look it up again for each call.
+            shapes = self._shapes
+            if len(shapes) >= MAX_SHAPES:
+                shapes.clear()
+            shapes[raw[2:]] = templates
         return templates
 
     def _tuples(self, entry: Entry, port: Any, raw: RawKey) -> list[ai.AddrInfo]:
