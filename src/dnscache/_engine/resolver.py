@@ -245,6 +245,9 @@ class Resolver:
         ("upstream", "override", "persisted", "preload"), ``error`` (errno and
         message of a cached failure, or None), ``life`` (monotonic born /
         refresh_at / expires / stale_until) and ``hits``. Read-only by contract.
+        ``hits`` counts the calls the slow path served from the entry (a view's
+        first call, revalidations): the lock-free hit path counts only in
+        ``stats().hits``, to stay a dict lookup and a copy.
         """
         with self._store.lock:
             return iter(list(self._store))
