@@ -801,3 +801,34 @@ def test_the_writer_prunes_at_start_then_at_most_once_a_day(
     store.record_seen("new.test", ["192.0.2.3"])
     store.flush()
     assert hosts_in_file() == {"new.test"}
+
+
+def test_first_start_waits_out_another_process_holding_the_new_file(tmp_path: Path) -> None:
+    # Processes starting together contend for a new file; one that finds it locked
+    # waits (the busy timeout, or an immediate SQLITE_BUSY tried again), never falls
+    # back to memory for its whole life.
+    path = tmp_path / "dns.sqlite3"
+    path.touch(mode=0o600)
+    other = sqlite3.connect(path, isolation_level=None, timeout=0, check_same_thread=False)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        impatient = sqlite3.connect(path, timeout=0)
+        with pytest.raises(sqlite3.OperationalError) as locked:
+            impatient.execute("PRAGMA journal_mode=WAL")
+        impatient.close()
+        assert sqlfile.is_busy(locked.value)
+        assert not sqlfile.is_busy(sqlite3.OperationalError("no such table: x"))
+        release = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+        release.start()
+        sqlfile.check_and_migrate(str(path), T0)
+        release.join(5)
+    finally:
+        other.close()
+    check = sqlite3.connect(path)
+    try:
+        assert check.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert check.execute("SELECT max(version) FROM schema_version").fetchone() == (
+            sqlfile.SCHEMA_VERSION,
+        )
+    finally:
+        check.close()

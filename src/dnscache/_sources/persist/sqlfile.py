@@ -22,6 +22,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import time
 import urllib.parse
 from collections.abc import Sequence
 
@@ -40,12 +41,15 @@ __all__ = [
     "check_and_migrate",
     "connect",
     "connect_read_only",
+    "is_busy",
     "is_corrupt",
     "is_full",
     "write_rows",
 ]
 
 WRITER_BUSY_TIMEOUT = 5.0  # seconds the writer waits for another process's write lock
+PREPARE_RETRY = 2.0  # seconds a first check of the file retries an immediate SQLITE_BUSY
+PREPARE_RETRY_PAUSE = 0.02
 FOREGROUND_BUSY_TIMEOUT = 1.0  # readers in WAL mode almost never wait; never long on a lookup
 
 SCHEMA_VERSION = 2
@@ -131,6 +135,14 @@ def is_corrupt(exc: BaseException) -> bool:
     if isinstance(exc, sqlite3.DatabaseError):
         code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
         return code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+    return False
+
+
+def is_busy(exc: BaseException) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED, whatever the extended code (BUSY_RECOVERY, ...)."""
+    if isinstance(exc, sqlite3.OperationalError):
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
     return False
 
 
@@ -267,14 +279,34 @@ def check_and_migrate(path: str, now: float) -> None:
     """Raise Corrupt/Untouchable/sqlite3.Error unless the file is a healthy, current database.
 
     Nothing is written before the version is known to be one we understand.
+
+    Processes starting together on a new file contend for it (switching it to
+    WAL needs the exclusive lock), and sqlite may answer SQLITE_BUSY at once,
+    without waiting out the busy timeout, where waiting could deadlock. Eight
+    processes starting at once on a loaded machine saw it about 1 time in 40,
+    and that process then kept its addresses in memory only. Such a check is
+    tried again, for at most PREPARE_RETRY seconds.
     """
+    deadline = time.monotonic() + PREPARE_RETRY
+    while True:
+        try:
+            _check_and_migrate_once(path, now)
+            return
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(PREPARE_RETRY_PAUSE)
+
+
+def _check_and_migrate_once(path: str, now: float) -> None:
     conn = connect(path, WRITER_BUSY_TIMEOUT, None)
     try:
         version = _file_version(conn)  # "file is not a database" shows up here
         problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
         if problems != ["ok"]:
             raise Corrupt("; ".join(map(str, problems[:3])))
-        conn.execute("PRAGMA journal_mode=WAL").fetchall()  # persistent in the file
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode=WAL").fetchall()  # persistent in the file
         if version < SCHEMA_VERSION:
             _migrate(conn, now)
     finally:

@@ -27,6 +27,7 @@ from .zone import key as zone_key
 _THREAD_PREFIX = "dnscache-testdns"
 _MAX_WORKERS = 64
 _POLL_INTERVAL = 0.1  # seconds: how often blocked loops re-check the stop event
+_READY_TIMEOUT = 5.0  # seconds start() waits for its loops to be serving (a loaded machine)
 _JOIN_TIMEOUT = 1.0
 _TCP_IDLE_TIMEOUT = 30.0
 _TCP_SEND_TIMEOUT = 5.0
@@ -146,7 +147,11 @@ class DNSServer:
         return self._running
 
     def start(self) -> DNSServer:
-        """Bind UDP and TCP on the same port and start serving; a no-op when running."""
+        """Bind UDP and TCP on the same port and start serving; a no-op when running.
+
+        Returns once both loops are serving (their selectors exist): a caller that
+        counts its descriptors right after start() sees the server's already.
+        """
         with self._state_lock:
             if self._running:
                 return self
@@ -159,16 +164,17 @@ class DNSServer:
             self._port = udp.getsockname()[1]
             self._stop_event = threading.Event()
             stop = self._stop_event
+            ready = (threading.Event(), threading.Event())
             self._threads = [
                 threading.Thread(
                     target=self._guard,
-                    args=(self._udp_loop, udp, wake_r, stop),
+                    args=(self._udp_loop, udp, wake_r, stop, ready[0]),
                     name=f"{_THREAD_PREFIX}-udp",
                     daemon=True,
                 ),
                 threading.Thread(
                     target=self._guard,
-                    args=(self._tcp_loop, tcp, wake_r, stop),
+                    args=(self._tcp_loop, tcp, wake_r, stop, ready[1]),
                     name=f"{_THREAD_PREFIX}-tcp",
                     daemon=True,
                 ),
@@ -180,6 +186,8 @@ class DNSServer:
             except BaseException:
                 self.stop()
                 raise
+            for event in ready:
+                event.wait(_READY_TIMEOUT)
             return self
 
     def stop(self) -> None:
@@ -281,8 +289,22 @@ class DNSServer:
             with self._workers_lock:
                 self._workers.discard(threading.current_thread())
 
-    def _udp_loop(self, sock: socket.socket, wake: socket.socket, stop: threading.Event) -> None:
-        with selectors.DefaultSelector() as sel:
+    @staticmethod
+    def _selector(ready: threading.Event) -> selectors.BaseSelector:
+        """A loop's selector; ``ready`` is set once it exists (or could not be made)."""
+        try:
+            return selectors.DefaultSelector()
+        finally:
+            ready.set()
+
+    def _udp_loop(
+        self,
+        sock: socket.socket,
+        wake: socket.socket,
+        stop: threading.Event,
+        ready: threading.Event,
+    ) -> None:
+        with self._selector(ready) as sel:
             sel.register(sock, selectors.EVENT_READ)
             sel.register(wake, selectors.EVENT_READ)
             while not stop.is_set():
@@ -327,8 +349,14 @@ class DNSServer:
             with contextlib.suppress(OSError):
                 sock.sendto(wire, addr)
 
-    def _tcp_loop(self, sock: socket.socket, wake: socket.socket, stop: threading.Event) -> None:
-        with selectors.DefaultSelector() as sel:
+    def _tcp_loop(
+        self,
+        sock: socket.socket,
+        wake: socket.socket,
+        stop: threading.Event,
+        ready: threading.Event,
+    ) -> None:
+        with self._selector(ready) as sel:
             sel.register(sock, selectors.EVENT_READ)
             sel.register(wake, selectors.EVENT_READ)
             while not stop.is_set():
