@@ -78,9 +78,9 @@ def _fds() -> set[tuple[str, str]]:
 # ``socket.close()`` (it sets ``_closed`` before it closes the descriptor), so a query
 # socket may be closed by the garbage collector instead, with a ResourceWarning; or in a
 # finalizer the collector runs, which reports it to ``sys.unraisablehook``. pytest's hook
-# keeps such exceptions, and with their tracebacks every frame above them (dnspython's
-# ``_wait_for`` holds an epoll selector), until the test ends: the storm runs under a hook
-# that only counts them, so the descriptor check below sees what a program would.
+# keeps such exceptions, and with their tracebacks the frames above them, until the test
+# ends: the storm runs under a hook that only counts them (1 to 4 a run), so the
+# descriptor check below sees only what a program itself would still hold.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_signal_storm_poisons_no_name_and_gives_no_wrong_answer(
     dns_server: DNSServer, make: Callable[..., Resolver]
