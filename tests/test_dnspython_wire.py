@@ -17,7 +17,7 @@ from typing import Any
 
 import dns.name
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import dnscache
@@ -319,6 +319,7 @@ _names = st.lists(_label, min_size=1, max_size=4).map(b".".join)
 
 @settings(max_examples=300, deadline=None)
 @given(_names, _names)
+@example(one=b"@", two=b"\x00")  # dnspython's zone-file shorthand for the origin (CI found it)
 def test_distinct_byte_names_are_distinct_questions(one: bytes, two: bytes) -> None:
     wire_one = query_name(one).derelativize(dns.name.root).to_wire()
     wire_two = query_name(two).derelativize(dns.name.root).to_wire()

@@ -62,7 +62,13 @@ _OK, _NODATA, _NXDOMAIN, _FAILED, _TIMEOUT = range(5)
 
 
 def query_name(host: bytes) -> dns.name.Name:
-    """The DNS name glibc would ask for ``host`` (raises dns.exception.DNSException if none)."""
+    """The DNS name glibc would ask for ``host`` (raises dns.exception.DNSException if none).
+
+    dnspython reads a lone ``@`` as the empty name (the zone-file shorthand for
+    the origin); glibc's ``ns_name_pton`` sees one label, ``@``.
+    """
+    if host == b"@":
+        return dns.name.Name((b"@",))
     return dns.name.from_text(host, origin=None)
 
 
