@@ -350,3 +350,16 @@ def test_every_twin_never_raises_and_says_at_most_one_thing(field: str, raw: str
     if problems:
         assert name in problems[0]
         assert getattr(config, field) == getattr(Config(), field)
+
+
+@pytest.mark.parametrize("option", ["persist", "tls_ca_bundle"])
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [(b"/etc/x", TypeError), ("/a\x00b", ValueError), ("relative", ValueError), (3, TypeError)],
+)
+def test_file_options_take_absolute_str_paths_only(
+    option: str, value: object, error: type[Exception]
+) -> None:
+    with pytest.raises(error, match=option):
+        dnscache.Config(**{option: value})
+    assert getattr(dnscache.Config(**{option: ""}), option) is None

@@ -120,7 +120,8 @@ def _check_hosts(name: str, value: Any) -> Any:
     return MappingProxyType(out)
 
 
-def _check_persist(name: str, value: Any) -> Any:
+def _check_absolute_path(name: str, value: Any) -> Any:
+    """An absolute str path (a file we open: persist, tls_ca_bundle), or None for unset."""
     if value is None or value == "":
         return None
     if not isinstance(value, str | os.PathLike):
@@ -159,15 +160,6 @@ def _check_backend(name: str, value: Any) -> Any:
     return value
 
 
-def _check_ca_bundle(name: str, value: Any) -> Any:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str | os.PathLike):
-        raise TypeError(f"{name} must be a path or None, not {type(value).__name__}")
-    path = os.fspath(value)
-    if not os.path.isabs(path):
-        raise ValueError(f"{name} must be an absolute path, not {path!r}")
-    return path
 
 
 def _check_ttl_source(name: str, value: Any) -> Any:
@@ -204,7 +196,7 @@ VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "failure_penalty": _check_number,
     "trace": _check_bool,
     "control": _check_bool,
-    "persist": _check_persist,
+    "persist": _check_absolute_path,
     "persist_mode": _check_persist_mode,
     "persist_max_age": _check_positive,
     "preload": _check_hosts,
@@ -216,6 +208,6 @@ VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "hosts": _check_hosts,
     "on_cache_miss": _check_hook,
     "on_change": _check_hook,
-    "tls_ca_bundle": _check_ca_bundle,
+    "tls_ca_bundle": _check_absolute_path,
     "ttl_source": _check_ttl_source,
 }
