@@ -803,10 +803,13 @@ def test_the_writer_prunes_at_start_then_at_most_once_a_day(
     assert hosts_in_file() == {"new.test"}
 
 
-def test_first_start_waits_out_another_process_holding_the_new_file(tmp_path: Path) -> None:
-    # Processes starting together contend for a new file; one that finds it locked
-    # waits (the busy timeout, or an immediate SQLITE_BUSY tried again), never falls
-    # back to memory for its whole life.
+def test_first_start_waits_out_another_process_holding_the_new_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Processes starting together contend for a new file; one that sqlite answers
+    # SQLITE_BUSY at once tries again, never falls back to memory for its whole life.
+    # A busy timeout of 0 makes every SQLITE_BUSY immediate: only the retry waits.
+    monkeypatch.setattr(sqlfile, "WRITER_BUSY_TIMEOUT", 0.0)
     path = tmp_path / "dns.sqlite3"
     path.touch(mode=0o600)
     other = sqlite3.connect(path, isolation_level=None, timeout=0, check_same_thread=False)
