@@ -160,8 +160,6 @@ def _check_backend(name: str, value: Any) -> Any:
     return value
 
 
-
-
 def _check_ttl_source(name: str, value: Any) -> Any:
     if value not in ("fixed", "dns"):
         raise ValueError(f"{name} must be 'fixed' or 'dns', not {value!r}")
